@@ -1,0 +1,5 @@
+"""`python -m robustscale` (and `torchrun -m robustscale train ...`)."""
+
+from robustscale.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""L-inf attacks (PGD on any loss), the TRADES loss, and AutoAttack."""

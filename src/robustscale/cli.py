@@ -1,0 +1,39 @@
+"""The `robustscale` command line: a thin typer app over library functions."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from robustscale.errors import RobustscaleError
+
+app = typer.Typer(
+    name="robustscale",
+    help="Scaling laws, adversarial training, robust evaluation and human studies "
+    "for adversarial robustness (Bartoldson et al., ICML 2024).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_all() -> None:
+    from robustscale.commands import laws, models, studies, study, training
+
+    for module in (laws, models, training, studies, study):
+        module.register(app)
+
+
+def main() -> None:
+    """Console entry point: bad input becomes one `error:` line on stderr and exit code 2."""
+    _register_all()
+    try:
+        app()  # click's standalone mode handles usage errors, --help and typer.Exit itself
+    except RobustscaleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

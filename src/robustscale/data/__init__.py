@@ -1,0 +1,1 @@
+"""Datasets, the shard store, the mixing sampler and tensor augmentation."""

@@ -1,0 +1,67 @@
+"""Weights as safetensors with a small JSON config beside them, so a file alone rebuilds its model.
+
+`save_model(model, "run/model")` writes `run/model.safetensors` and `run/model.json`;
+`load_model("run/model")` (or either file's path) reads them back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from robustscale.errors import RobustscaleError
+from robustscale.fileio import atomic_path, write_json
+
+
+def _stem(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        return path / "model"
+    return path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+
+
+def save_model(model, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
+    """Write `<stem>.safetensors` (weights and buffers) and `<stem>.json` (config + metadata)."""
+    from safetensors.torch import save_file
+
+    stem = _stem(path)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(stem.with_suffix(".safetensors")) as tmp:
+        save_file(state, str(tmp))
+    write_json(stem.with_suffix(".json"), {"config": dataclasses.asdict(model.config),
+                                           "metadata": metadata or {}})
+    return stem.with_suffix(".safetensors")
+
+
+def load_model(path: str | os.PathLike, map_location: str = "cpu"):
+    """Rebuild a WideResNet from `<stem>.json` and load `<stem>.safetensors` into it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from robustscale.models.wideresnet import WideResNet, WRNConfig
+
+    stem = _stem(path)
+    weights, config_file = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    for f in (weights, config_file):
+        if not f.exists():
+            raise RobustscaleError(f"{f}: checkpoint file not found")
+    try:
+        config = WRNConfig(**json.loads(config_file.read_text())["config"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise RobustscaleError(f"{config_file}: not a robustscale model config ({e})") from None
+    try:
+        state = load_file(str(weights), device=map_location)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise RobustscaleError(f"{weights}: corrupt safetensors file ({e})") from None
+    model = WideResNet(config)
+    expected = model.state_dict()
+    mismatched = sorted(set(expected) ^ set(state)) + [
+        k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if mismatched:
+        raise RobustscaleError(f"{weights}: weights do not match {config.name} from {config_file.name} "
+                               f"({len(mismatched)} tensors differ, first: {mismatched[0]})")
+    model.load_state_dict(state)
+    return model.to(map_location)
