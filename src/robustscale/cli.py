@@ -18,6 +18,24 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Scaling laws, adversarial training, robust evaluation and human studies for adversarial
+    robustness (Bartoldson et al., ICML 2024)."""
+
+
+@app.command()
+def version(json_output: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """Print robustscale's version."""
+    from robustscale import __version__
+    from robustscale.commands import print_json
+
+    if json_output:
+        print_json({"version": __version__})
+    else:
+        print(__version__)
+
+
 def _register_all() -> None:
     from robustscale.commands import laws, models, studies, study, training
 
