@@ -37,9 +37,9 @@ def version(json_output: bool = typer.Option(False, "--json", help="Print one JS
 
 
 def _register_all() -> None:
-    from robustscale.commands import laws, models, studies, study, training
+    from robustscale.commands import data, laws, models, studies, study, training
 
-    for module in (laws, models, training, studies, study):
+    for module in (laws, models, data, training, studies, study):
         module.register(app)
 
 
