@@ -15,13 +15,18 @@ BETA = 5.0  # App. B / §3.1: TRADES beta of the paper's runs and of its reporte
 
 
 def trades_objective(clean_logits: torch.Tensor, adv_logits: torch.Tensor, y: torch.Tensor, *,
-                     beta: float = BETA, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Scalar TRADES loss from precomputed clean and adversarial logits (so a clean pass is reused)."""
+                     beta: float = BETA, label_smoothing: float = 0.0, reduction: str = "mean"
+                     ) -> torch.Tensor:
+    """TRADES loss from precomputed clean and adversarial logits (so a clean pass is reused).
+
+    reduction "mean" gives the scalar batch mean; "none" the per-image losses (evaluation stores them).
+    """
     clean_logits, adv_logits = clean_logits.float(), adv_logits.float()
-    natural = F.cross_entropy(clean_logits, y, label_smoothing=label_smoothing)
+    natural = F.cross_entropy(clean_logits, y, label_smoothing=label_smoothing, reduction="none")
     robust = F.kl_div(F.log_softmax(adv_logits, 1), F.log_softmax(clean_logits, 1),
-                      reduction="batchmean", log_target=True)
-    return natural + beta * robust
+                      reduction="none", log_target=True).sum(1)
+    per_image = natural + beta * robust
+    return per_image if reduction == "none" else per_image.mean()
 
 
 def trades_attack(model, x: torch.Tensor, clean_logits: torch.Tensor, *, eps: float, step_size: float,

@@ -1,0 +1,19 @@
+"""Scaling laws for adversarial robustness (paper §3, App. F). Torch-free: a CSV of runs is enough.
+
+Estimators (sklearn-style): Approach1 (envelope), Approach2 (Eq 3), Approach3 (Eq 5).
+Plots live in `robustscale.laws.plots` (imported on demand: matplotlib is slow to import).
+"""
+
+from robustscale.laws.accuracy import PAPER_ACCURACY, AccuracyRegression, fit_accuracy
+from robustscale.laws.approach1 import Approach1
+from robustscale.laws.approach2 import Approach2
+from robustscale.laws.approach3 import Approach3
+from robustscale.laws.bootstrap import bootstrap, intervals
+from robustscale.laws.observations import load_observations
+from robustscale.laws.presets import PRESETS, load_law, save_law
+from robustscale.laws.simulate import simulate
+
+__all__ = [
+    "Approach1", "Approach2", "Approach3", "AccuracyRegression", "PAPER_ACCURACY", "PRESETS",
+    "bootstrap", "fit_accuracy", "intervals", "load_law", "load_observations", "save_law", "simulate",
+]

@@ -1,0 +1,176 @@
+"""The paper's scaling-law figures redrawn (matplotlib, Agg backend); each function writes one file.
+
+Every function takes an output path ending in .png or .svg, writes it atomically and returns it.
+Observations may be as small as one source (e.g. real data, fid 0) with a few runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from robustscale.errors import RobustscaleError
+from robustscale.fileio import atomic_path
+from robustscale.laws.observations import load_observations
+from robustscale.laws.optimal import FLOPS_PER_PARAM_SAMPLE
+
+
+def _figure(ncols: int, width: float = 4.2):
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window; set here, not at import
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, 3.6), squeeze=False)
+    return fig, axes[0]
+
+
+def _save(fig, out) -> Path:
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    if out.suffix not in (".png", ".svg"):
+        plt.close(fig)
+        raise RobustscaleError(f"{out}: expected a .png or .svg output file")
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=out.suffix[1:], dpi=120)
+    plt.close(fig)
+    return out
+
+
+def _colors(values):
+    import matplotlib.pyplot as plt
+
+    uniq = sorted(set(values))
+    cmap = plt.get_cmap("viridis")
+    return {v: cmap(i / max(len(uniq) - 1, 1)) for i, v in enumerate(uniq)}
+
+
+def plot_isoflop(obs: pd.DataFrame | str | os.PathLike, law, out, fid: float | None = None) -> Path:
+    """Fig. 4 (left/middle), Fig. 5: observed final losses vs the law, and isoLoss contours with N*.
+
+    Parameters: obs (observations), law (fitted Approach 2 or 3), out (.png/.svg), fid (data
+    quality of the contour panel; None = FID of the source with the most runs).
+    Left: each run's final loss against FLOPs, coloured by model size, law predictions as lines.
+    Right: predicted loss over (FLOPs, N) with the compute-optimal N*(FLOPs) curve.
+    """
+    obs = load_observations(obs)
+    if not hasattr(law, "predict_loss"):
+        raise RobustscaleError("law: isoflop plot needs a parametric law (approach 2 or 3)")
+    if fid is None:
+        fid = float(obs.groupby("source")["fid"].first()[obs["source"].value_counts().index[0]])
+    fig, (ax0, ax1) = _figure(2)
+    runs = obs.loc[obs.groupby("run")["samples"].idxmax()]
+    colors = _colors(runs["params"])
+    for n, rows in runs.groupby("params"):
+        rows = rows.sort_values("flops")
+        ax0.scatter(rows["flops"], rows["loss"], color=colors[n], s=14, label=f"N={n / 1e6:.3g}M")
+        for src_fid, srows in rows.groupby("fid"):
+            srows = srows.sort_values("samples")
+            ax0.plot(srows["flops"], law.predict_loss(n, srows["samples"], src_fid), color=colors[n], lw=0.8)
+    ax0.set(xscale="log", xlabel="training FLOPs", ylabel="loss", title="runs (dots) and law (lines)")
+    ax0.legend(fontsize=6)
+    flops = np.geomspace(obs["flops"].min() / 10, obs["flops"].max() * 100, 80)
+    n_grid = np.geomspace(obs["params"].min() / 10, obs["params"].max() * 10, 80)
+    F, N = np.meshgrid(flops, n_grid)
+    L = law.predict_loss(N, F / (FLOPS_PER_PARAM_SAMPLE * N), fid)
+    cs = ax1.contourf(F, N, np.log(L), levels=20, cmap="viridis")
+    fig.colorbar(cs, ax=ax1, label="log loss")
+    n_star = np.atleast_1d(law.optimum(flops, fid)[0])
+    ax1.plot(flops, n_star, color="red", label="N*")
+    ax1.scatter(runs["flops"], runs["params"], color="white", edgecolor="black", s=10, label="runs")
+    ax1.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel="parameters N",
+            ylim=(n_grid[0], n_grid[-1]), title=f"isoLoss contours, FID={fid:g}")
+    ax1.legend(fontsize=6)
+    return _save(fig, out)
+
+
+def plot_envelope(obs: pd.DataFrame | str | os.PathLike, out, law=None, source: str | None = None) -> Path:
+    """Fig. 3: one source's training curves, their envelope, and the N*(F), D*(F) regressions.
+
+    Parameters: obs, out (.png/.svg), law (a fitted Approach1; None = fit one here),
+    source (None = the source with the most runs).
+    """
+    from robustscale.laws.approach1 import Approach1
+
+    obs = load_observations(obs)
+    source = source if source is not None else str(obs.groupby("source")["run"].nunique().idxmax())
+    rows = obs[obs["source"] == source]
+    if rows.empty:
+        raise RobustscaleError(f"source: '{source}' not in the observations")
+    if not isinstance(law, Approach1) or source not in law.params_ or not hasattr(law, "envelopes_"):
+        law = Approach1(source=source).fit(rows)
+    p, env = law.params_[source], law.envelopes_[source]
+    fig, (ax0, ax1, ax2) = _figure(3, 3.6)
+    colors = _colors(rows["params"])
+    for run, curve in rows.sort_values("flops").groupby("run"):
+        ax0.plot(curve["flops"], curve["loss"], color=colors[curve["params"].iloc[0]], lw=0.8)
+    ax0.plot(env["flops"], env["loss"], color="black", lw=2, label="envelope")
+    ax0.set(xscale="log", xlabel="training FLOPs", ylabel="loss", title=f"{source}: training curves")
+    ax0.legend(fontsize=7)
+    f = np.geomspace(env["flops"].min(), env["flops"].max() * 100, 50)
+    for ax, col, key, coef, label in ((ax1, "n", "a", "log_n0", "N*"), (ax2, "d", "b", "log_d0", "D*")):
+        ax.scatter(env["flops"], env[col], s=4, color="gray")
+        ax.plot(f, np.exp(p[coef]) * f ** p[key], color="red", label=f"{label} ∝ F^{p[key]:.2f}")
+        ax.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel=label)
+        ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18, 1e28), metric: str = "accuracy") -> Path:
+    """Fig. 1: predicted compute-optimal robust accuracy (or loss) against FLOPs, per FID.
+
+    Parameters: law (fitted Approach 1, 2 or 3), out (.png/.svg), fid (one FID or several),
+    flops_range (min, max training FLOPs), metric ("accuracy" or "loss").
+    Dashed lines: the infinite-compute limit at each FID (approaches 2 and 3).
+    """
+    if metric not in ("accuracy", "loss"):
+        raise RobustscaleError(f"metric: expected 'accuracy' or 'loss', got '{metric}'")
+    fids = [float(x) for x in np.atleast_1d(fid)]
+    flops = np.geomspace(*flops_range, 60)
+    fig, (ax,) = _figure(1, 5.5)
+    colors = _colors(fids)
+    for x in fids:
+        loss = np.array([law.optimum(f, x)[2] for f in flops], dtype=float)
+        y = law.predict_accuracy(loss) if metric == "accuracy" else loss
+        ax.plot(flops, 100 * y if metric == "accuracy" else y, color=colors[x], label=f"FID={x:g}")
+        limit = law.irreducible_loss(x)
+        if limit is not None:
+            lim = 100 * law.predict_accuracy(limit) if metric == "accuracy" else limit
+            ax.axhline(float(lim), color=colors[x], ls="--", lw=0.8)
+    ax.set(xscale="log", xlabel="training FLOPs",
+           ylabel="predicted robust accuracy (%)" if metric == "accuracy" else "predicted loss L*",
+           title=f"compute-optimal forecast (approach {law.approach})")
+    ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def plot_tradeoff(law, out, flops: float, fid: float = 0.0, omega_range: tuple[float, float] = (0.1, 2.0)) -> Path:
+    """Fig. 7: compute overhead of training a model ω_N× the optimal size to the same loss.
+
+    Parameters: law (fitted Approach 2 or 3), out (.png/.svg), flops (budget defining N*, D*),
+    fid, omega_range (ω_N span; sizes needing infinite data are left out).
+    """
+    omegas = np.geomspace(*omega_range, 60)
+    pts = []
+    for w in omegas:
+        try:
+            pts.append((w, law.tradeoff(flops, fid, w)["overhead"]))
+        except RobustscaleError:
+            continue
+    if not pts:
+        raise RobustscaleError("omega_range: no model size in range reaches the optimal loss")
+    w, over = np.array(pts).T
+    n_star = float(law.optimum(flops, fid)[0])
+    fig, (ax,) = _figure(1, 5.5)
+    ax.plot(w * n_star, 100 * over, color="black")
+    ax.axvline(n_star, color="red", ls="--", lw=0.8, label=f"N* = {n_star / 1e6:.3g}M")
+    ax.set(xscale="log", xlabel="model size N", ylabel="compute overhead (%)",
+           ylim=(min(-5, 100 * over.min()), min(200, 100 * over.max() + 5)),
+           title=f"{flops:.3g} FLOPs, FID={fid:g}")
+    ax.legend(fontsize=7)
+    return _save(fig, out)

@@ -1,0 +1,70 @@
+"""The study web app: `create_app(settings)` builds it; nothing happens at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from robustscale.errors import RobustscaleError
+from robustscale.study.config import Settings
+from robustscale.study.db import make_engine, make_sessionmaker, signing_secret
+from robustscale.study.deps import CSRF_COOKIE, RateLimiter, new_csrf
+
+HERE = Path(__file__).parent
+
+
+def create_app(settings: Settings) -> FastAPI:
+    from robustscale.study.routes import admin, quiz, rater
+
+    app = FastAPI(title="robustscale human-validity study", docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    engine = make_engine(settings.db_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+    app.state.secret = signing_secret(app.state.sessions)
+    app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+    app.state.sequences = {}  # study id -> image ids by position (images never change)
+    app.state.templates = Jinja2Templates(directory=HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(rater.router)
+    app.include_router(admin.router)
+    app.include_router(quiz.router)
+
+    @app.middleware("http")
+    async def csrf_cookie(request: Request, call_next):
+        token = request.cookies.get(CSRF_COOKIE)
+        request.state.csrf = token or new_csrf()
+        response = await call_next(request)
+        if token is None:
+            response.set_cookie(CSRF_COOKIE, request.state.csrf, httponly=True, samesite="strict")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"  # rater tokens live in the URL
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        if "text/html" in request.headers.get("accept", ""):
+            return app.state.templates.TemplateResponse(
+                request, "error.html", {"status": exc.status_code, "detail": exc.detail},
+                status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RobustscaleError)
+    async def not_found(request: Request, exc: RobustscaleError):
+        return await http_error(request, HTTPException(404, str(exc)))
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> HTMLResponse:
+        return app.state.templates.TemplateResponse(request, "index.html", {})
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"ok": True}
+
+    return app

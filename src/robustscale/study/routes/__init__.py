@@ -1,0 +1,1 @@
+"""Routers of the study app: rater pages, admin pages, public quiz."""

@@ -1,0 +1,149 @@
+"""TrainConfig: every knob of a training run in one visible place, defaults from the paper.
+
+`TrainConfig.from_dict(d)` validates (RobustscaleError naming the field); `resolved()` fills the
+budget-dependent values (batch size, learning rate, eps, evaluation cadence) so that config.json
+records exactly what ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any
+
+from robustscale.errors import RobustscaleError
+
+MODES = ("trades", "standard")
+DATASET_NAMES = ("cifar10", "fashion-mnist")
+EVALUATIONS_PER_RUN = 10  # default cadence when eval_every is not given: 10 points per learning curve
+_SAMPLES = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbg]?)\s*$", re.IGNORECASE)
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
+
+
+def parse_samples(text: str | int | float, field: str = "samples") -> int:
+    """'10M', '200k', '1e6', '5000' -> int. Rejects zero, negatives and fractions of a sample."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        m = _SAMPLES.match(str(text))
+        if not m:
+            raise RobustscaleError(f"{field}: expected a sample count such as 10M, 200k, 1e6 or 5000, "
+                                   f"got {text!r}")
+        value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+    if value < 1 or value != math.floor(value):
+        raise RobustscaleError(f"{field}: expected a positive whole number of samples, got {text!r}")
+    return int(value)
+
+
+def paper_batch_and_lr(samples: int) -> tuple[int, float]:
+    """§3.1 / App. D: batch 1024 and lr 0.3 up to 10M samples, 2048 and 0.2 up to 200M, 2048 and 0.1 beyond."""
+    if samples <= 10_000_000:
+        return 1024, 0.3
+    if samples <= 200_000_000:
+        return 2048, 0.2
+    return 2048, 0.1
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model: str  # registry name, e.g. wrn-28-4
+    dataset: str  # "cifar10" | "fashion-mnist": the real data, held-out set and attack radius
+    samples: int  # training samples seen (D of the scaling laws)
+    out: str  # run directory
+    data_dir: str | None = None
+    synthetic: list[str] = dataclasses.field(default_factory=list)  # shard stores (data/store.py)
+    real_fraction: float = 1 / 8  # share of real images per batch when synthetic data is given (1 : 7)
+    mode: str = "trades"  # "standard" = plain cross-entropy training, everything else the same
+    batch_size: int | None = None  # None -> paper_batch_and_lr(samples), App. D
+    lr: float | None = None  # peak learning rate; None -> paper_batch_and_lr(samples), App. D
+    eps: float | None = None  # None -> the dataset's default_eps (8/255 for CIFAR-10, §3.1)
+    step_size: float | None = None  # None -> eps / 4 (2/255 at 8/255, §3.1)
+    attack_steps: int = 10  # §3.1: PGD-10 at training time
+    beta: float = 5.0  # §3.1: TRADES beta
+    label_smoothing: float = 0.1  # §3.1: on the clean cross-entropy term
+    ema_decay: float = 0.995  # §3.1: weight averaging tau
+    ema_warmup: bool = True  # decay min(tau, (1 + t) / (10 + t)): early averages are not stuck at init
+    momentum: float = 0.9  # §3.1: SGD with Nesterov momentum 0.9
+    weight_decay: float = 5e-4  # §3.1
+    warmup_fraction: float = 0.25  # one-cycle schedule (Smith & Topin): share of steps rising to peak lr
+    eval_every: int | None = None  # samples between evaluations; None -> samples / 10
+    eval_images: int = 1024  # held-out real training images (excluded from training)
+    eval_steps: int = 40  # §3.1: PGD-40 on the CW loss for held-out accuracy and loss
+    checkpoint_every: int | None = None  # steps between checkpoints; None -> at each evaluation
+    accum_steps: int = 1  # micro-batches per step (gradient accumulation) on each process
+    seed: int = 0
+    device: str | None = None  # None -> cuda if available, else cpu
+    bf16: bool | None = None  # bf16 autocast; None -> on for CUDA
+    channels_last: bool | None = None  # None -> on for CUDA
+    compile: bool = False  # torch.compile the model (CUDA)
+    sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only: torch refuses it on CPU)
+
+    def __post_init__(self):
+        self.synthetic = [str(s) for s in (self.synthetic or [])]
+        self.out = str(self.out)
+        if self.data_dir is not None:
+            self.data_dir = str(self.data_dir)
+        self.samples = parse_samples(self.samples)
+        self._validate()
+
+    def _validate(self) -> None:
+        def need(ok: bool, field: str, what: str) -> None:
+            if not ok:
+                raise RobustscaleError(f"{field}: expected {what}, got {getattr(self, field)!r}")
+
+        from robustscale.models.registry import parse_model_name
+
+        parse_model_name(self.model)
+        need(self.dataset in DATASET_NAMES, "dataset", f"one of {', '.join(DATASET_NAMES)}")
+        need(self.mode in MODES, "mode", f"one of {', '.join(MODES)}")
+        need(0 < self.real_fraction <= 1, "real_fraction", "a number in (0, 1]")
+        for f in ("batch_size", "eval_every", "checkpoint_every"):
+            v = getattr(self, f)
+            need(v is None or (isinstance(v, int) and v >= 1), f, "a positive integer or null")
+        for f in ("lr", "eps", "step_size"):
+            v = getattr(self, f)
+            need(v is None or (isinstance(v, (int, float)) and v > 0), f, "a positive number or null")
+        need(isinstance(self.attack_steps, int) and self.attack_steps >= 1, "attack_steps", "an integer >= 1")
+        need(isinstance(self.eval_steps, int) and self.eval_steps >= 1, "eval_steps", "an integer >= 1")
+        need(isinstance(self.eval_images, int) and self.eval_images >= 1, "eval_images", "an integer >= 1")
+        need(isinstance(self.accum_steps, int) and self.accum_steps >= 1, "accum_steps", "an integer >= 1")
+        need(self.beta >= 0, "beta", "a number >= 0")
+        need(0 <= self.label_smoothing < 1, "label_smoothing", "a number in [0, 1)")
+        need(0 <= self.ema_decay < 1, "ema_decay", "a number in [0, 1)")
+        need(0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
+        need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        need(0 <= self.warmup_fraction < 1, "warmup_fraction", "a number in [0, 1)")
+        need(self.device is None or str(self.device).split(":")[0] in ("cpu", "cuda"), "device",
+             "cpu, cuda or cuda:N")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """Build from a dict (e.g. config.json), rejecting unknown fields by name."""
+        if not isinstance(d, dict):
+            raise RobustscaleError(f"config: expected a JSON object, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise RobustscaleError(f"{unknown[0]}: unknown TrainConfig field (known: {', '.join(sorted(names))})")
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                   and f.name not in d]
+        if missing:
+            raise RobustscaleError(f"{missing[0]}: required TrainConfig field is missing")
+        return cls(**d)
+
+    def asdict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the budget- and dataset-dependent defaults filled in."""
+        from robustscale.data.datasets import dataset_info
+
+        batch, lr = paper_batch_and_lr(self.samples)
+        eps = self.eps if self.eps is not None else dataset_info(self.dataset).default_eps
+        batch_size = self.batch_size or batch
+        return dataclasses.replace(
+            self, batch_size=batch_size, lr=self.lr if self.lr is not None else lr, eps=eps,
+            step_size=self.step_size if self.step_size is not None else eps / 4,  # 8/255 -> 2/255
+            eval_every=self.eval_every or max(batch_size, self.samples // EVALUATIONS_PER_RUN))

@@ -1,0 +1,395 @@
+"""The training loop: TRADES adversarial training (§3.1, App. B), exactly resumable, DDP-ready.
+
+One step: augment on the device, clean forward (kept, with its graph), TRADES' PGD-10 on the KL
+in train mode with BatchNorm running statistics frozen (as the reference implementation does),
+adversarial forward, TRADES loss on both, SGD step, EMA update. The clean forward serves both
+the attack's target and the loss (the reference computes it twice, App. B.1).
+
+Determinism: every random choice of step s (the batch, its crops and flips, the attack's start)
+is a function of (seed, s, micro-batch), so a run resumed from a checkpoint repeats the
+uninterrupted run bit for bit on CPU, and K processes draw what one process with K micro-batches
+draws.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from robustscale.attacks.pgd import pgd_attack
+from robustscale.attacks.trades import BETA, trades_attack, trades_objective
+from robustscale.data.augment import random_crop_flip
+from robustscale.data.datasets import images_to_tensor, load_dataset
+from robustscale.data.sampler import ArraySource, MixingSampler
+from robustscale.errors import RobustscaleError
+from robustscale.fileio import write_json, write_text
+from robustscale.train import distributed
+from robustscale.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from robustscale.train.config import TrainConfig
+from robustscale.train.ema import EMA
+from robustscale.train.schedule import one_cycle_lr
+
+HELDOUT_SEED = 20240101  # fixed, not the run's seed: every run is scored on the same held-out images
+EVAL_BATCH = 256
+STANDARD_FORWARD_EQUIVALENTS = 3  # App. B: plain training ~ 1 forward + 1 backward (~2 forwards)
+CUDA_SYNC_EVERY = 100  # steps between non-finite-loss checks on CUDA (a check is a host sync)
+_AUGMENT, _ATTACK, _EVAL = 1, 2, 3  # purposes of the per-step generators
+# config fields that may change on resume: where the run lives and how fast it runs, not what it computes
+RESUMABLE_CHANGES = ("out", "data_dir", "synthetic", "device", "compile", "checkpoint_every")
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Train a model as `config` says; return the result.json content (see CONTRACTS.md)."""
+    return Trainer(config, resume=resume, progress=progress).run()
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(model: torch.nn.Module):
+    """Train-mode BatchNorm (batch statistics) that leaves the running statistics untouched."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in bns:
+            m.track_running_stats = True
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True):
+        from rich.console import Console
+
+        self.cfg = cfg = config.resolved()
+        self.out = Path(cfg.out)
+        self.resume = resume
+        device_type = (cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")).split(":")[0]
+        if device_type == "cuda" and not torch.cuda.is_available():
+            raise RobustscaleError("device: cuda requested but torch sees no CUDA device")
+        self.dist = distributed.init_distributed(device_type)
+        self.device = torch.device(f"cuda:{self.dist.local_rank}" if device_type == "cuda" and self.dist.enabled
+                                   else (cfg.device or device_type))
+        self.is_cuda = self.device.type == "cuda"
+        self.console = Console(stderr=True, quiet=not (progress and self.dist.is_main))
+        self.progress = progress and self.dist.is_main
+        per_micro = self.dist.world_size * cfg.accum_steps
+        if cfg.batch_size % per_micro:
+            raise RobustscaleError(f"batch_size: {cfg.batch_size} does not split into {self.dist.world_size} "
+                                   f"processes x {cfg.accum_steps} micro-batches")
+        if cfg.sync_bn and self.dist.enabled and not self.is_cuda:
+            raise RobustscaleError("sync_bn: needs CUDA (torch's SyncBatchNorm refuses CPU tensors)")
+        self._check_run_dir()
+        self.bf16 = cfg.bf16 if cfg.bf16 is not None else self.is_cuda
+        self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.is_cuda
+        self.autocast_dtype = torch.bfloat16 if self.bf16 else None
+        self._build_data()
+        self._build_model()
+        self.total_steps = math.ceil(cfg.samples / cfg.batch_size)
+        self.step, self.best_pgd_acc, self.best_step, self.time_s, self.lr = 0, -1.0, None, 0.0, cfg.lr
+        self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
+        self.first_bad_step = torch.full((), -1, device=self.device, dtype=torch.long)
+        self._generators: dict[tuple, torch.Generator] = {}
+
+    # --- setup --------------------------------------------------------------------------------
+
+    def _check_run_dir(self) -> None:
+        self.finished = self.resume and (self.out / "result.json").exists()
+        if self.out.exists() and any(self.out.iterdir()) and not self.resume:
+            raise RobustscaleError(f"{self.out}: run directory exists and is not empty; pass --resume to "
+                                   f"continue it, or choose another --out")
+
+    def _build_data(self) -> None:
+        cfg = self.cfg
+        images, labels = load_dataset(cfg.dataset, "train", cfg.data_dir)
+        if cfg.eval_images >= len(labels):
+            raise RobustscaleError(f"eval_images: expected fewer than the {len(labels)} training images")
+        order = np.random.default_rng(HELDOUT_SEED).permutation(len(labels))
+        held, kept = order[:cfg.eval_images], np.sort(order[cfg.eval_images:])
+        self.heldout = (images[held], labels[held])
+        real = ArraySource(images[kept], labels[kept], name=cfg.dataset, fid=0.0)
+        stores = []
+        if cfg.synthetic:
+            from robustscale.data.store import open_store  # validates shards before training starts
+
+            for path in cfg.synthetic:
+                store = open_store(path)
+                x, y = store.read(np.zeros(1, np.int64))
+                if x.shape[1:] != images.shape[1:]:
+                    raise RobustscaleError(f"{path}: images are {x.shape[1:]}, {cfg.dataset} needs "
+                                           f"{images.shape[1:]}")
+                stores.append(store)
+        self.sources = [{"name": cfg.dataset, "fid": 0.0, "path": cfg.data_dir, "real": True,
+                         "images": len(real)}]
+        self.sources += [{"name": s.name, "fid": s.fid, "path": p, "real": False, "images": len(s)}
+                         for s, p in zip(stores, cfg.synthetic)]
+        if not stores:
+            self.fid = 0.0
+        elif any(s.fid is None for s in stores):
+            self.fid = None
+        else:  # several stores form one pool: its FID weighted by how much each contributes
+            self.fid = sum(s.fid * len(s) for s in stores) / sum(len(s) for s in stores)
+        self.sampler = MixingSampler(real, stores, cfg.batch_size, cfg.real_fraction, cfg.seed,
+                                     self.dist.rank, self.dist.world_size)
+
+    def _build_model(self) -> None:
+        from robustscale.flops import forward_flops, train_flops_per_sample
+        from robustscale.models.registry import create_model
+
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        model = create_model(cfg.model, dataset=cfg.dataset)
+        self.params = model.get_num_params()
+        self.forward_flops = forward_flops(model)
+        self.flops_per_sample = (train_flops_per_sample(model) if cfg.mode == "trades"
+                                 else STANDARD_FORWARD_EQUIVALENTS * self.forward_flops)
+        if cfg.sync_bn and self.dist.enabled:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
+        # §3.1: SGD, Nesterov momentum 0.9, weight decay 5e-4 (on every parameter, as the reference)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+                                         weight_decay=cfg.weight_decay, **({"fused": True} if self.is_cuda else {}))
+        self.train_net = model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.train_net = DistributedDataParallel(model, device_ids=[self.device.index] if self.is_cuda else None)
+        self.attack_net = model  # the attack needs input gradients only: no DDP gradient hooks
+        if cfg.compile:
+            self.train_net, self.attack_net = torch.compile(self.train_net), torch.compile(model)
+        self.console.print(
+            f"[train] {cfg.model} ({self.params / 1e6:.2f}M params) on {self.device}, {self.dist.world_size} "
+            f"process(es); bf16 autocast {'on' if self.bf16 else 'off'}, channels_last "
+            f"{'on' if self.channels_last else 'off'}, {'fused' if self.is_cuda else 'plain'} SGD, foreach EMA, "
+            f"torch.compile {'on' if cfg.compile else 'off'}, host sync every "
+            f"{CUDA_SYNC_EVERY if self.is_cuda else 1} step(s)")
+
+    def _generator(self, step: int, micro: int, purpose: int, device: torch.device) -> torch.Generator:
+        key = (device.type, device.index, purpose)
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device)
+        seed = np.random.SeedSequence([self.cfg.seed, step, micro, purpose]).generate_state(1, np.uint64)[0]
+        return self._generators[key].manual_seed(int(seed) >> 1)
+
+    # --- one step -----------------------------------------------------------------------------
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> torch.Tensor:
+        cfg = self.cfg
+        autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.bf16)
+        with autocast:
+            clean = self.train_net(x)
+        if cfg.mode == "standard":
+            return F.cross_entropy(clean.float(), y, label_smoothing=cfg.label_smoothing)
+        with frozen_bn_stats(self.model):
+            x_adv = trades_attack(self.attack_net, x, clean, eps=cfg.eps, step_size=cfg.step_size,
+                                  steps=cfg.attack_steps, generator=self._generator(step, micro, _ATTACK, self.device),
+                                  autocast_dtype=self.autocast_dtype)
+        with autocast:
+            adv = self.train_net(x_adv)
+        return trades_objective(clean, adv, y, beta=cfg.beta, label_smoothing=cfg.label_smoothing)
+
+    def _train_step(self, step: int) -> torch.Tensor:
+        cfg, accum = self.cfg, self.cfg.accum_steps
+        images, labels = self.sampler.next()
+        m = len(labels) // accum
+        total = torch.zeros((), device=self.device)
+        for k in range(accum):
+            micro = self.dist.rank * accum + k  # global micro-batch number: K processes == K micro-batches
+            x = images_to_tensor(images[k * m:(k + 1) * m], self.device)
+            y = torch.from_numpy(labels[k * m:(k + 1) * m]).to(self.device, non_blocking=True)
+            x = random_crop_flip(x, generator=self._generator(step, micro, _AUGMENT, torch.device("cpu")))
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            no_sync = self.dist.enabled and k < accum - 1
+            with self.train_net.no_sync() if no_sync else contextlib.nullcontext():
+                loss = self._loss(x, y, step, micro)
+                (loss / accum).backward()
+            total += loss.detach()
+        return total / accum
+
+    # --- evaluation -----------------------------------------------------------------------------
+
+    def evaluate(self) -> dict:
+        """EMA model on the held-out images: clean acc, PGD-40-CW acc, TRADES loss (beta 5) on those."""
+        cfg, model = self.cfg, self.ema.model
+        gen = self._generator(0, 0, _EVAL, self.device)  # the same attack start at every evaluation
+        x_all, y_all = self.heldout
+        clean_ok = adv_ok = torch.zeros((), device=self.device, dtype=torch.long)
+        loss = torch.zeros((), device=self.device)
+        autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.bf16)
+        for i in range(0, len(y_all), EVAL_BATCH):
+            x = images_to_tensor(x_all[i:i + EVAL_BATCH], self.device)
+            y = torch.from_numpy(y_all[i:i + EVAL_BATCH]).to(self.device)
+            with torch.no_grad(), autocast:
+                clean = model(x)
+            # §3.1: PGD-40 on the CW loss; step 2.5 eps / steps (Madry et al.), as attacks.pgd.robust_accuracy
+            x_adv = pgd_attack(model, x, y, eps=cfg.eps, step_size=2.5 * cfg.eps / cfg.eval_steps,
+                               steps=cfg.eval_steps, loss="cw", generator=gen, autocast_dtype=self.autocast_dtype)
+            with torch.no_grad(), autocast:
+                adv = model(x_adv)
+            clean_ok = clean_ok + (clean.argmax(1) == y).sum()
+            adv_ok = adv_ok + (adv.argmax(1) == y).sum()
+            loss = loss + trades_objective(clean, adv, y, beta=BETA, reduction="none").sum()
+        n = len(y_all)
+        return {"clean_acc": clean_ok.item() / n, "pgd_acc": adv_ok.item() / n, "loss": loss.item() / n}
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def _config_record(self) -> dict:
+        return {**self.cfg.asdict(), "params": self.params, "forward_flops": self.forward_flops,
+                "flops_per_sample": self.flops_per_sample, "sources": self.sources, "fid": self.fid,
+                "total_steps": self.total_steps, "world_size": self.dist.world_size}
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "config": self.cfg.asdict(), "model": self.model.state_dict(),
+                "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "sampler": self.sampler.state_dict(), "rng": rng_state(), "best_pgd_acc": self.best_pgd_acc,
+                "best_step": self.best_step, "loss_sum": self.loss_sum.cpu(), "loss_count": self.loss_count,
+                "time_s": self.time_s, "lr": self.lr}
+
+    def load_state_dict(self, state: dict) -> None:
+        old, new = state["config"], self.cfg.asdict()
+        for key in new:
+            if key not in RESUMABLE_CHANGES and old.get(key) != new[key]:
+                raise RobustscaleError(f"{self.out / 'checkpoint.pt'}: {key} was {old.get(key)!r}, now "
+                                       f"{new[key]!r}; resume with the run's settings")
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        set_rng_state(state["rng"])
+        self.step, self.best_pgd_acc, self.best_step = state["step"], state["best_pgd_acc"], state["best_step"]
+        self.loss_sum, self.loss_count = state["loss_sum"].to(self.device), state["loss_count"]
+        self.time_s, self.lr = state["time_s"], state["lr"]
+
+    def save(self, path: Path | None = None) -> None:
+        if self.dist.is_main:
+            save_checkpoint(path or self.out / "checkpoint.pt", self.state_dict())
+        distributed.barrier(self.dist)
+
+    def _restore(self) -> None:
+        """Fresh run: write config.json. Resume: load the checkpoint, drop metrics past it."""
+        ckpt = self.out / "checkpoint.pt"
+        if self.resume and ckpt.exists():
+            self.load_state_dict(load_checkpoint(ckpt))
+            metrics = self.out / "metrics.jsonl"
+            if self.dist.is_main and metrics.exists():
+                lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
+                keep = [ln for ln in lines if json.loads(ln)["step"] <= self.step]
+                if len(keep) != len(lines):
+                    write_text(metrics, "".join(ln + "\n" for ln in keep))
+            self.console.print(f"[train] resumed {self.out} at step {self.step}/{self.total_steps}")
+        elif self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "metrics.jsonl").unlink(missing_ok=True)
+            write_json(self.out / "config.json", self._config_record())
+        distributed.barrier(self.dist)
+
+    def _check_finite(self) -> None:
+        bad = int(self.first_bad_step.item())
+        if bad >= 0:
+            self.save(self.out / "nonfinite.pt")
+            raise RobustscaleError(f"{self.out}: training loss became non-finite at step {bad} (sample "
+                                   f"{bad * self.cfg.batch_size}); state saved to {self.out / 'nonfinite.pt'}, "
+                                   f"last good checkpoint {self.out / 'checkpoint.pt'}")
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def _is_eval_step(self, done: int) -> bool:
+        every, b = self.cfg.eval_every, self.cfg.batch_size
+        return done == self.total_steps or (done * b) // every > ((done - 1) * b) // every
+
+    def _record_evaluation(self, done: int) -> dict:
+        from robustscale.models.weights import save_model
+
+        scores = self.evaluate()
+        samples = done * self.cfg.batch_size
+        line = {"step": done, "samples": samples, "flops": samples * self.flops_per_sample, "lr": self.lr,
+                "train_loss": self.loss_sum.item() / max(1, self.loss_count), **scores,
+                "time_s": round(self.time_s, 3)}
+        self.loss_sum.zero_()
+        self.loss_count = 0
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(line) + "\n")
+            f.flush()
+        if scores["pgd_acc"] > self.best_pgd_acc:
+            self.best_pgd_acc, self.best_step = scores["pgd_acc"], done
+            save_model(self.ema.model, self.out / "best", metadata=line)
+        return line
+
+    def run(self) -> dict:
+        if self.finished:
+            return json.loads((self.out / "result.json").read_text())
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._restore()
+        cfg = self.cfg
+        if self.sampler.synthetic_size and self.total_steps * self.sampler.n_synthetic > self.sampler.synthetic_size:
+            self.console.print(f"[train] the budget needs {self.total_steps * self.sampler.n_synthetic} synthetic "
+                               f"images, the pool has {self.sampler.synthetic_size}: later passes reuse images")
+        self.model.train()
+        bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       TextColumn("{task.fields[status]}"), console=self.console, disable=not self.progress)
+        last = None
+        with bar:
+            task = bar.add_task("train", total=self.total_steps, completed=self.step, status="")
+            while self.step < self.total_steps:
+                t0, step = time.perf_counter(), self.step
+                self.lr = one_cycle_lr(step, self.total_steps, cfg.lr, cfg.warmup_fraction)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.lr
+                loss = self._train_step(step)
+                bad = ~torch.isfinite(loss)
+                self.first_bad_step = torch.where(bad & (self.first_bad_step < 0), step, self.first_bad_step)
+                if not self.is_cuda or (step + 1) % CUDA_SYNC_EVERY == 0:
+                    self._check_finite()  # on CPU before the bad step's update; on CUDA within 100 steps
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.ema.update(self.model, step)
+                self.loss_sum += loss
+                self.loss_count += 1
+                self.step = done = step + 1
+                self.time_s += time.perf_counter() - t0
+                evaluate = self._is_eval_step(done)
+                if evaluate:
+                    self._check_finite()
+                    if self.dist.is_main:
+                        last = self._record_evaluation(done)
+                        bar.update(task, status=f"pgd {last['pgd_acc']:.3f} clean {last['clean_acc']:.3f} "
+                                                f"loss {last['loss']:.3f}")
+                    self.model.train()
+                if evaluate or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0):
+                    self.save()
+                bar.update(task, completed=done)
+        return self._finish(last)
+
+    def _finish(self, last: dict | None) -> dict:
+        from robustscale.models.weights import save_model
+
+        result = None
+        if self.dist.is_main:
+            if last is None:  # resumed after the final evaluation was written
+                last = json.loads((self.out / "metrics.jsonl").read_text().splitlines()[-1])
+            save_model(self.ema.model, self.out / "model", metadata=last)
+            samples = self.total_steps * self.cfg.batch_size
+            result = {"out": str(self.out), "model": self.cfg.model, "dataset": self.cfg.dataset,
+                      "mode": self.cfg.mode, "params": self.params, "samples": samples, "steps": self.total_steps,
+                      "flops": samples * self.flops_per_sample, "fid": self.fid, "time_s": round(self.time_s, 3),
+                      "synthetic_passes": self.sampler.synthetic_passes, "final": last,
+                      "best": {"step": self.best_step, "pgd_acc": self.best_pgd_acc},
+                      "model_path": str(self.out / "model.safetensors"),
+                      "best_path": str(self.out / "best.safetensors")}
+            write_json(self.out / "result.json", result)
+        result = distributed.broadcast_object(self.dist, result)
+        distributed.shutdown(self.dist)
+        return result
