@@ -177,14 +177,26 @@ def _pgd_chunks(model, x, y, clean_logits, eps, config, folder, device, advance)
         return {"adversarial": torch.cat(advs).numpy(), "predictions": torch.cat(preds).numpy(),
                 "loss": torch.cat(losses).numpy()}
 
-    return run_chunks(folder, config.n, config.chunk_size, attack_chunk, on_chunk=advance)
+    return run_chunks(folder, config.n, config.chunk_size, attack_chunk, on_chunk=advance,
+                      settings={"attack": "pgd40-cw", "eps": eps, "step_size": step_size,
+                                "seed": config.seed, "model": _identity(config.checkpoint)})
 
 
 def _autoattack_chunks(model, x, y, clean_logits, eps, config, folder, device, advance):
     from robustscale.attacks.autoattack import autoattack
 
     return autoattack(model, x, y, eps=eps, folder=folder, chunk_size=config.chunk_size,
-                      batch_size=config.batch_size, seed=config.seed, on_chunk=advance)
+                      batch_size=config.batch_size, seed=config.seed, on_chunk=advance,
+                      settings={"model": _identity(config.checkpoint)})
+
+
+def _identity(checkpoint: str) -> dict:
+    """What makes saved chunks belong to these weights: the weight file's path, size and mtime."""
+    from robustscale.models.weights import checkpoint_stem
+
+    weights = checkpoint_stem(checkpoint).with_suffix(".safetensors").resolve()
+    stat = weights.stat()
+    return {"weights": str(weights), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def robustbench_entry(result: dict, model, checkpoint: str) -> dict:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -275,8 +276,10 @@ def run_one(config: dict) -> dict:
     from robustscale.train import TrainConfig, train
 
     cfg = TrainConfig.from_dict(config)
-    resume = (Path(cfg.out) / "checkpoint.pt").is_file()
-    return train(cfg, resume=resume, progress=False)
+    if (Path(cfg.out) / "checkpoint.pt").is_file():  # the log line a requeued Slurm job leaves
+        print(f"[sweep] resuming {cfg.out} from its checkpoint", file=sys.stderr, flush=True)
+    # resume=True also covers a run killed before its first checkpoint: it then starts afresh.
+    return train(cfg, resume=True, progress=False)
 
 
 class SlurmRun:

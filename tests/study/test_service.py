@@ -94,6 +94,9 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, fmnist_test):
         assert p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr
         assert p.stdout == ""
     assert not (tmp_path / "a.csv").exists()
+    p = subprocess.run([sys.executable, "-m", "robustscale", "study", "score", "s", "--db",
+                        "nosuchdb://x"], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.startswith("error: --db nosuchdb://x: expected")
 
 
 def test_tokens_sequence_and_export(tmp_path, sessions, fmnist_test):

@@ -9,6 +9,7 @@ the same per-image flags as an uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Callable
@@ -17,22 +18,34 @@ import numpy as np
 import torch
 
 from robustscale.errors import RobustscaleError
-from robustscale.fileio import atomic_path
+from robustscale.fileio import atomic_path, write_json
 
 CHUNK_SIZE = 500  # images per saved chunk: minutes of work lost at most on a kill
 
 
 def run_chunks(folder: str | os.PathLike, n: int, chunk_size: int,
                attack_chunk: Callable[[int, int], dict[str, np.ndarray]],
-               on_chunk: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+               on_chunk: Callable[[int], None] | None = None, settings: dict | None = None
+               ) -> dict[str, np.ndarray]:
     """Call `attack_chunk(start, stop)` for each chunk of range(n) not yet saved under `folder`.
 
     Each result (a dict of arrays of length stop - start) is saved as `chunk_<start>.npz`
-    atomically; finished chunks are loaded instead of recomputed. `on_chunk(n_images)` is called
-    per chunk (for progress bars). Returns the chunks' arrays concatenated in order.
+    atomically; finished chunks are loaded instead of recomputed. `settings` (eps, seed, model...)
+    are kept in `settings.json`: chunks made with other settings are refused, never mixed in.
+    `on_chunk(n_images)` is called per chunk (for progress bars). Returns the arrays concatenated.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    settings = json.loads(json.dumps({"chunk_size": chunk_size, **(settings or {})}))
+    settings_file = folder / "settings.json"
+    if settings_file.exists():
+        saved = json.loads(settings_file.read_text())
+        if saved != settings:
+            changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+            raise RobustscaleError(f"{folder}: holds chunks of another evaluation (differs in "
+                                   f"{', '.join(changed)}); use another --out or delete it")
+    else:
+        write_json(settings_file, settings)
     parts: list[dict[str, np.ndarray]] = []
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
@@ -63,11 +76,13 @@ def _load_chunk(path: Path, length: int) -> dict[str, np.ndarray] | None:
 
 def autoattack(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, folder: str | os.PathLike,
                chunk_size: int = CHUNK_SIZE, batch_size: int = 250, seed: int = 0,
-               on_chunk: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+               on_chunk: Callable[[int], None] | None = None, settings: dict | None = None
+               ) -> dict[str, np.ndarray]:
     """Standard L-inf AutoAttack (APGD-CE, APGD-T, FAB-T, Square) of `model` on (x, y) in [0, 1].
 
     Returns {"adversarial": float32 (n, C, H, W), "predictions": int64, "robust": bool} with
     robust[i] = the model still classifies image i correctly after all four attacks.
+    `settings` (e.g. the checkpoint's identity) join eps and seed in the chunks' settings.json.
     """
     from pyautoattack import AutoAttack
 
@@ -85,6 +100,8 @@ def autoattack(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, folder: s
                 "robust": (y_adv == yc).cpu().numpy()}
 
     try:
-        return run_chunks(folder, len(x), chunk_size, attack_chunk, on_chunk)
+        return run_chunks(folder, len(x), chunk_size, attack_chunk, on_chunk,
+                          {"attack": "autoattack-standard-Linf", "eps": eps, "seed": seed,
+                           **(settings or {})})
     finally:
         model.train(was_training)

@@ -110,13 +110,14 @@ def report(
     source: Path = typer.Argument(..., help="A runs directory or an observations table (.csv/.parquet)."),
     law: Path = typer.Option(None, "--law", help="law.json to plot (default: fit Approach 2 to the data)."),
     out: Path = typer.Option(..., "--out", help="Folder for the PNGs and index.html."),
+    bootstrap: int = typer.Option(20, "--bootstrap", help="Resamples for the parameter intervals (0: none)."),
     json_output: bool = JSON,
 ) -> None:
     """Write the paper's figures for your runs as PNGs plus an index.html page."""
     from robustscale.commands import print_json
     from robustscale.report import write_report
 
-    result = write_report(source, out, law=law, progress=not json_output)
+    result = write_report(source, out, law=law, bootstrap_k=bootstrap, progress=True)
     if json_output:
         print_json(result)
     else:

@@ -92,7 +92,10 @@ def serve(
 
         settings = dataclasses.replace(settings, admin_token=secrets.token_urlsafe(16))
         print(f"admin token (this run only): {settings.admin_token}", file=sys.stderr)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # keep-alive longer than a rater's pause between answers, so a reused connection is not
+    # closed under a request in flight
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
+                timeout_keep_alive=75)
 
 
 @study_app.command()

@@ -1,7 +1,78 @@
-"""CLI commands of this area (filled in by its issue)."""
+"""`robustscale train`: adversarial (TRADES) or standard training into a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("train")(train_command)
+
+
+def train_command(
+    model: Optional[str] = typer.Option(None, "--model", help="Model name, e.g. wrn-28-4 (see `robustscale models`)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Real dataset: cifar10 or fashion-mnist."),
+    samples: Optional[str] = typer.Option(None, "--samples", help="Training samples: 10M, 200k, 1e6, 5000."),
+    out: Path = typer.Option(..., "--out", help="Run directory (must be new or empty unless --resume)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder of the real dataset."),
+    synthetic: Optional[List[Path]] = typer.Option(None, "--synthetic", help="Synthetic shard store (repeatable)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="trades (default, adversarial) or standard (plain CE)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch; default from --samples (App. D)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate; default from --samples (App. D)."),
+    eps: Optional[float] = typer.Option(None, "--eps", help="L-inf radius; default the dataset's (8/255 on CIFAR-10)."),
+    attack_steps: Optional[int] = typer.Option(None, "--attack-steps", help="PGD steps at training time (10)."),
+    eval_every: Optional[str] = typer.Option(None, "--eval-every", help="Samples between evaluations (default 1/10 run)."),
+    eval_images: Optional[int] = typer.Option(None, "--eval-images", help="Held-out real images (1024)."),
+    eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="PGD-CW steps at evaluation (40)."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
+    accum_steps: Optional[int] = typer.Option(None, "--accum-steps", help="Micro-batches per step per process (1)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Run seed (0)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if present)."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default on CUDA)."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model."),
+    sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across processes (CUDA)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    json_output: bool = typer.Option(False, "--json", help="Print result.json as one JSON object."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Train a WideResNet with TRADES (paper §3.1, App. B) into a run directory; --resume continues it.
+
+    With --resume and no --model/--data/--samples, the run's own config.json supplies them.
+    Multi-GPU: torchrun --nproc-per-node K -m robustscale train ...
+    """
+    import json
+
+    from robustscale.commands import print_json
+    from robustscale.errors import RobustscaleError
+    from robustscale.train import TrainConfig, parse_samples, train
+
+    base: dict = {}
+    stored = out / "config.json"
+    if resume and stored.exists():
+        from dataclasses import fields
+
+        names = {f.name for f in fields(TrainConfig)}
+        base = {k: v for k, v in json.loads(stored.read_text()).items() if k in names}
+    given = {"model": model, "dataset": data, "samples": samples, "data_dir": data_dir and str(data_dir),
+             "synthetic": [str(s) for s in synthetic] if synthetic else None, "batch_size": batch_size,
+             "mode": mode, "lr": lr, "eps": eps, "attack_steps": attack_steps, "eval_images": eval_images,
+             "eval_steps": eval_steps,
+             "eval_every": parse_samples(eval_every, "eval_every") if eval_every else None,
+             "checkpoint_every": checkpoint_every, "accum_steps": accum_steps, "seed": seed, "device": device, "bf16": bf16}
+    base.update({k: v for k, v in given.items() if v is not None})
+    base["out"] = str(out)
+    base.update({k: v for k, v in (("compile", compile), ("sync_bn", sync_bn)) if v})
+    for flag, key in (("--model", "model"), ("--data", "dataset"), ("--samples", "samples")):
+        if key not in base:
+            raise RobustscaleError(f"{flag}: required (or --resume a run that has a config.json)")
+    result = train(TrainConfig.from_dict(base), resume=resume, progress=not no_progress)
+    if json_output:
+        print_json(result)
+    else:
+        final = result["final"]
+        print(f"{result['out']}: {result['steps']} steps, {result['samples']} samples, {result['flops']:.3g} FLOPs; "
+              f"held-out clean {final['clean_acc']:.4f}, PGD-40 {final['pgd_acc']:.4f}, loss {final['loss']:.4f}; "
+              f"best PGD-40 {result['best']['pgd_acc']:.4f} at step {result['best']['step']}")

@@ -73,7 +73,7 @@ def images_to_tensor(images: np.ndarray, device=None):
     """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [0, 1]."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    x = torch.from_numpy(np.array(images, copy=True)).to(device)  # the readers return read-only views
     return x.permute(0, 3, 1, 2).float().div_(255)
 
 

@@ -21,13 +21,15 @@ UNANNEALED_PENALTY = 0.05
 
 
 def simulate(law, seed: int = 0, noise: float = 0.01, points_per_run: int = 5,
-             sources: dict[str, float] | None = None, models: dict[str, float] | None = None) -> pd.DataFrame:
+             sources: dict[str, float] | None = None, models: dict[str, float] | None = None,
+             sizes: tuple[float, ...] | None = None) -> pd.DataFrame:
     """A paper-shaped observations table drawn from a parametric law (Approach 2 or 3).
 
     Parameters: law (fitted estimator with predict_loss and predict_accuracy), seed, noise (sd of
     the multiplicative log-normal noise on loss; accuracy gets the same in absolute units),
     points_per_run (evaluations per run, evenly spaced in samples), sources ({name: FID}, default
-    Table 1), models ({name: N}, default Table 2).
+    Table 1), models ({name: N}, default Table 2), sizes (dataset sizes of every source; default
+    §3.1's 5-100M or 5-30M by generator).
     Returns: DataFrame with run, source, fid, model, params, samples, flops, loss, accuracy,
     train_fraction — 232 runs by default, as in §3.1.
     """
@@ -37,9 +39,9 @@ def simulate(law, seed: int = 0, noise: float = 0.01, points_per_run: int = 5,
     fractions = np.arange(1, points_per_run + 1) / points_per_run
     rows = []
     for source, fid in sources.items():
-        sizes = LARGE_SIZES if source in LARGE_SOURCES or source not in TABLE1_SOURCES else SMALL_SIZES
+        source_sizes = sizes or (LARGE_SIZES if source in LARGE_SOURCES or source not in TABLE1_SOURCES else SMALL_SIZES)
         for model, n in models.items():
-            for size in sizes:
+            for size in source_sizes:
                 samples = fractions * size
                 clean = law.predict_loss(n, samples, fid) * (1 + UNANNEALED_PENALTY * (1 - fractions))
                 loss = clean * np.exp(noise * rng.standard_normal(len(fractions)))

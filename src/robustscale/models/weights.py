@@ -16,7 +16,8 @@ from robustscale.errors import RobustscaleError
 from robustscale.fileio import atomic_path, write_json
 
 
-def _stem(path: str | os.PathLike) -> Path:
+def checkpoint_stem(path: str | os.PathLike) -> Path:
+    """The `<stem>` of a checkpoint given as a run dir (its model.*), either file, or the stem."""
     path = Path(path)
     if path.is_dir():
         return path / "model"
@@ -27,7 +28,7 @@ def save_model(model, path: str | os.PathLike, metadata: dict[str, Any] | None =
     """Write `<stem>.safetensors` (weights and buffers) and `<stem>.json` (config + metadata)."""
     from safetensors.torch import save_file
 
-    stem = _stem(path)
+    stem = checkpoint_stem(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(stem.with_suffix(".safetensors")) as tmp:
         save_file(state, str(tmp))
@@ -43,7 +44,7 @@ def load_model(path: str | os.PathLike, map_location: str = "cpu"):
 
     from robustscale.models.wideresnet import WideResNet, WRNConfig
 
-    stem = _stem(path)
+    stem = checkpoint_stem(path)
     weights, config_file = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     for f in (weights, config_file):
         if not f.exists():

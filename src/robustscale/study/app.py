@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from contextlib import nullcontext
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
@@ -29,6 +31,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.secret = signing_secret(app.state.sessions)
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
     app.state.sequences = {}  # study id -> image ids by position (images never change)
+    # SQLite has one writer at a time: queueing writers on a lock here is faster than SQLite's
+    # busy handler, which sleeps up to 100 ms between retries.
+    app.state.write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(rater.router)

@@ -85,8 +85,9 @@ def answer(request: Request, token: str, image_id: int = Form(...), phase: str =
         raise HTTPException(403, "this answer was not for an image you were shown")
     try:
         seconds = max(0.0, time.time() - float(issued))
-        done = record_answer(s, rater, seq, image_id, phase, choice, confidence,
-                             len(study.classes), seconds)
+        with request.app.state.write_lock:
+            done = record_answer(s, rater, seq, image_id, phase, choice, confidence,
+                                 len(study.classes), seconds)
     except AnswerRejected as e:
         raise HTTPException(e.status, str(e)) from None
     return JSONResponse(_item(request, token, rater, study, seq, done))

@@ -1,0 +1,37 @@
+"""Each plot function writes a real image, also from a small single-source table."""
+
+import pytest
+
+from robustscale.laws import Approach1, load_law
+from robustscale.laws import plots
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path):
+    return path.read_bytes()[:8] == PNG and path.stat().st_size > 5000
+
+
+def test_all_plots_small_real_table(tmp_path, small_obs, small_law):
+    law2 = small_law
+    law1 = Approach1().fit(small_obs)
+    assert _is_png(plots.plot_isoflop(small_obs, law2, tmp_path / "iso.png"))
+    assert _is_png(plots.plot_envelope(small_obs, tmp_path / "env.png", law=law1))
+    assert _is_png(plots.plot_forecast(law2, tmp_path / "fc.png", fid=0.0, flops_range=(1e12, 1e18)))
+    assert _is_png(plots.plot_tradeoff(law2, tmp_path / "tr.png", flops=1e15))
+    assert _is_png(plots.plot_forecast(law1, tmp_path / "fc1.png", metric="loss"))
+
+
+def test_paper_plots(tmp_path, sim_obs):
+    law = load_law("paper-approach2")
+    assert _is_png(plots.plot_isoflop(sim_obs, law, tmp_path / "iso.png"))
+    assert _is_png(plots.plot_envelope(sim_obs, tmp_path / "env.png", source="PFGM++"))
+
+
+def test_matplotlib_backend_not_set_at_import():
+    import subprocess
+    import sys
+
+    code = "import robustscale.laws.plots, sys; print('matplotlib' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "False", r.stderr

@@ -1,0 +1,69 @@
+"""FLOPs accounting (App. B): c in FLOPs = c N D within 3% of the paper's 7822."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from robustscale.flops import (TRAIN_FORWARD_EQUIVALENTS, flops_ratio, flops_summary, forward_flops,
+                               train_flops_per_sample)
+from robustscale.models import create_model
+
+
+@pytest.mark.parametrize("name", ["wrn-70-16", "wrn-82-8"])
+def test_c_matches_paper(name):
+    assert flops_ratio(name) == pytest.approx(7822, rel=0.03)
+
+
+def test_forward_flops_by_hand():
+    # 2 FLOPs per multiply-accumulate of every conv and the head, counted from the architecture
+    model = create_model("wrn-10-1", dataset="fashion-mnist")
+    macs = 0
+    hooks = []
+
+    def conv_hook(m, inp, out):
+        nonlocal macs
+        macs += out.numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+
+    def linear_hook(m, inp, out):
+        nonlocal macs
+        macs += out.numel() * m.in_features
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, torch.nn.Linear):
+            hooks.append(m.register_forward_hook(linear_hook))
+    model.eval()(torch.rand(1, 1, 28, 28))
+    assert forward_flops(model) == 2 * macs
+    assert train_flops_per_sample(model) == TRAIN_FORWARD_EQUIVALENTS * 2 * macs == 27 * 2 * macs
+
+
+def test_largest_model_costs_no_memory():
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    summary = flops_summary("wrn-94-16")
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert summary["params"] > 360e6  # 1.4 GiB of float32 weights, were they allocated
+    assert grown_mib < 200
+
+
+def test_cli_json():
+    out = subprocess.run([sys.executable, "-m", "robustscale", "flops", "wrn-82-8", "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    d = json.loads(out)
+    assert d["params"] == 79125466
+    assert d["train_flops_per_sample"] == 27 * d["forward_flops"]
+    assert d["c"] == pytest.approx(7822, rel=0.03)
+    assert d["c"] == pytest.approx(d["train_flops_per_sample"] / d["params"])
+
+
+def test_cli_bad_model():
+    r = subprocess.run([sys.executable, "-m", "robustscale", "flops", "wrn-27-4"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: invalid model 'wrn-27-4'")
+    assert len(r.stderr.strip().splitlines()) == 1

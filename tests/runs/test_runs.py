@@ -1,0 +1,82 @@
+"""The run store: `runs list` states and numbers, `runs collect` -> the observations table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from robustscale.errors import RobustscaleError
+from robustscale.laws import load_observations
+from robustscale.runs import collect, list_runs
+
+from tests.runs.conftest import make_run
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "robustscale", *map(str, args)], capture_output=True, text=True)
+
+
+def test_list_states_and_numbers(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "wrn-10-1", 78_000, 4000)
+    running = make_run(root, "wrn-16-1", 175_000, 4000, finished=False)
+    stopped = make_run(root, "wrn-22-1", 272_000, 4000, finished=False)
+    old = time.time() - 3600
+    os.utime(stopped / "metrics.jsonl", (old, old))
+    pending = make_run(root, "wrn-10-2", 300_000, 4000, finished=False)
+    (pending / "metrics.jsonl").unlink()
+    make_run(root, "wrn-10-1", 78_000, 8000, synthetic="/data/edm-20", fid=1.82)
+    runs = {r.run: r for r in list_runs(root)}
+    assert runs["wrn-10-1_real_4000"].state == "finished"
+    assert runs[running.name].state == "running"
+    assert runs[stopped.name].state == "stopped"
+    assert runs[pending.name].state == "pending" and runs[pending.name].best_pgd_acc is None
+    r = runs["wrn-10-1_real_4000"]
+    metrics = [json.loads(x) for x in (root / r.run / "metrics.jsonl").read_text().splitlines()]
+    assert (r.samples_done, r.samples_target, r.params) == (4000, 4000, 78_000)
+    assert r.best_pgd_acc == max(m["pgd_acc"] for m in metrics)
+    assert runs["wrn-10-1_edm-20_8000"].source == "edm-20" and runs["wrn-10-1_edm-20_8000"].fid == 1.82
+    out = cli("runs", "list", root, "--json")
+    assert out.returncode == 0, out.stderr
+    listed = {x["run"]: x for x in json.loads(out.stdout)["runs"]}
+    assert listed[stopped.name]["state"] == "stopped" and listed["wrn-10-1_real_4000"]["samples_done"] == 4000
+    table = cli("runs", "list", root)
+    assert "wrn-22-1_real_4000" in table.stdout and "4,000/4,000" in table.stdout and "stopped" in table.stdout
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_collect_one_row_per_evaluation(study_runs, tmp_path, suffix):
+    # a run killed mid-write leaves a torn last line: it is ignored, not fatal
+    torn = study_runs / "wrn-10-1_real_20000" / "metrics.jsonl"
+    torn.write_text(torn.read_text() + '{"step": 50, "sampl')
+    out = tmp_path / f"obs{suffix}"
+    obs = collect(study_runs, out)
+    assert len(obs) == 9 * 4  # 9 TRADES runs x 4 evaluations; standard baselines left out
+    back = load_observations(out)
+    assert list(back.columns) == ["run", "source", "fid", "params", "samples", "flops", "loss", "accuracy",
+                                  "clean_accuracy", "train_fraction"]
+    row = back[back["run"] == "wrn-16-1_real_40000"].sort_values("samples").iloc[1]
+    assert (row["params"], row["samples"], row["flops"]) == (175_000, 20_000, 7822 * 175_000 * 20_000)
+    assert row["train_fraction"] == 0.5 and row["source"] == "real" and row["fid"] == 0.0
+    with_std = collect(study_runs, tmp_path / "all.csv", include_standard=True)
+    assert len(with_std) == 12 * 4
+
+
+def test_collect_cli_and_errors(study_runs, tmp_path):
+    r = cli("runs", "collect", study_runs, "--out", tmp_path / "obs.parquet", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"out": str(tmp_path / "obs.parquet"), "rows": 36, "runs": 9, "sources": ["real"]}
+    assert len(pd.read_parquet(tmp_path / "obs.parquet")) == 36
+    bad = cli("runs", "collect", study_runs, "--out", tmp_path / "obs.xlsx")
+    assert bad.returncode == 2 and "--out" in bad.stderr and not (tmp_path / "obs.xlsx").exists()
+    with pytest.raises(RobustscaleError, match="no such runs directory"):
+        list_runs(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RobustscaleError, match="nothing to collect"):
+        collect(tmp_path / "empty", tmp_path / "x.csv")
