@@ -45,12 +45,12 @@ PRESETS = {
         "slurm": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "timeout_min": 72 * 60},
     },
 }
-QUICK = {  # tests and smoke checks: two sizes, two tiny budgets
+QUICK = {  # tests and smoke checks: two sizes, two tiny budgets, light evaluations
     "models": ["wrn-10-1", "wrn-16-1"],
-    "samples": [256, 512],
-    "baselines": [512],
-    "train": {"batch_size": 64, "lr": 0.1, "attack_steps": 2, "step_size": 0.05, "ema_decay": 0.8},
-    "evaluation": {"eval_every": 256, "eval_images": 64, "eval_steps": 5},
+    "samples": [128, 256],
+    "baselines": [256],
+    "train": {"batch_size": 32, "lr": 0.1, "attack_steps": 1, "step_size": 0.1, "ema_decay": 0.5},
+    "evaluation": {"eval_every": 64, "eval_images": 32, "eval_steps": 3},
     "bootstrap": 0,
 }
 

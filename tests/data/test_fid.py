@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustscale.data.fid import (FEATURE_DIM, compute_fid, feature_statistics, frechet_distance,
+from robustscale.data.fid import (compute_fid, feature_statistics, frechet_distance,
                                   inception_features, inception_weights, load_inception)
 from robustscale.data.store import convert, open_store
 from robustscale.errors import RobustscaleError
@@ -121,7 +121,3 @@ def test_fid_cli_json_and_error(stores, stand_in_weights, tmp_path):
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "inception weights not found" in bad.stderr
-
-
-def test_feature_dim_is_inception_pool():
-    assert FEATURE_DIM == 2048

@@ -68,3 +68,26 @@ def test_state_from_other_data_is_refused(sources):
     state = MixingSampler(real, syn, batch_size=64).state_dict()
     with pytest.raises(RobustscaleError, match="synthetic_size"):
         MixingSampler(real, syn[:1], batch_size=64).load_state_dict(state)
+
+
+def test_shard_store_source_without_repeats_across_resume(tmp_path, sources):
+    """The same guarantee through C1's memory-mapped ShardStore (several shards)."""
+    from robustscale.data.store import convert, open_store
+
+    real, _ = sources
+    convert("fashion-mnist", tmp_path / "store", split="test", shard_size=3000)
+    store = open_store(tmp_path / "store")
+    s = MixingSampler(real, [store], batch_size=80, seed=3)
+    drawn = []
+    for step in range(120):
+        if step == 60:  # kill and resume
+            state = s.state_dict()
+            s = MixingSampler(real, [open_store(tmp_path / "store")], batch_size=80, seed=3)
+            s.load_state_dict(state)
+        src, idx = s.global_batch(s.step)
+        images, _ = s.next()
+        syn = src >= 0
+        assert np.array_equal(images[syn], store.read(idx[syn])[0])
+        drawn.append(idx[syn])
+    drawn = np.concatenate(drawn)
+    assert len(drawn) == 120 * 70 and len(np.unique(drawn)) == len(drawn)

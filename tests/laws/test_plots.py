@@ -1,7 +1,5 @@
 """Each plot function writes a real image, also from a small single-source table."""
 
-import pytest
-
 from robustscale.laws import Approach1, load_law
 from robustscale.laws import plots
 

@@ -9,7 +9,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from studyutil import free_port
 

@@ -11,7 +11,7 @@ from studyutil import make_npz
 
 from robustscale.study.app import create_app
 from robustscale.study.config import Settings
-from robustscale.study.db import Answer, Image, Rater
+from robustscale.study.db import Answer, Image
 from robustscale.study.service import add_rater, create_study
 
 

@@ -51,13 +51,14 @@ def run_load(db_url: str, tmp_path, fmnist_test) -> None:
     tokens = [add_rater(sessions, "load", f"r{i}")[1] for i in range(N_RATERS)]
     server = Server(db_url, rate_limit=1000)
     try:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), server.cpu_seconds()
 
         async def main():
             return await asyncio.gather(*[rate(server.url, t) for t in tokens])
 
         results = asyncio.run(main())
         elapsed = time.perf_counter() - start
+        server_cpu = server.cpu_seconds() - cpu_start
     finally:
         server.stop()
     stored = sum(r[0] for r in results)
@@ -72,12 +73,15 @@ def run_load(db_url: str, tmp_path, fmnist_test) -> None:
     assert sorted(c for _, c in per_rater) == [2 * N_IMAGES] * N_RATERS
     print(f"\n{db_url.split(':')[0]}: {expected} answers from {N_RATERS} concurrent raters "
           f"({sum(r[1] for r in results)} duplicate copies rejected) in {elapsed:.1f} s = "
-          f"{expected / elapsed:.0f} answers/s")
+          f"{expected / elapsed:.0f} answers/s; server CPU {1000 * server_cpu / expected:.1f} ms "
+          f"per answer")
 
 
+@pytest.mark.slow
 def test_load_sqlite(tmp_path, fmnist_test):
     run_load(f"sqlite:///{tmp_path / 'load.db'}", tmp_path, fmnist_test)
 
 
+@pytest.mark.slow
 def test_load_postgresql(tmp_path, fmnist_test, postgres_url):
     run_load(postgres_url, tmp_path, fmnist_test)

@@ -78,6 +78,9 @@ def test_table4_arithmetic_from_paper_counts():
     assert f"{100 * r['vlm']['adversarial_accuracy']:.2f}" == "44.12"  # App. G.2: 1160/2629
     assert r["human_adversarial_accuracy"] == pytest.approx(1675 / 2629)
     assert r["human_clean_accuracy"] == pytest.approx((2629 * 3 - 263) / (3 * 2629))
+    # rater 0's 100 high-confidence answers are all right; the rest by confidence "low"
+    assert r["humans"][0]["adversarial_accuracy_high"] == 1.0
+    assert r["humans"][0]["adversarial_accuracy_low"] == pytest.approx((1017 + 785 + 304) / 2529)
 
 
 def test_validity_rules():
@@ -144,4 +147,4 @@ def test_score_cli_reproduces_table4_through_the_database(tmp_path):
     assert 0 < result["fleiss_kappa_adversarial"] < 1
     text = subprocess.run([sys.executable, "-m", "robustscale", "study", "score", "paper", "--db",
                            db], capture_output=True, text=True, check=True).stdout
-    assert "96.46%" in text and "1902 valid" in text
+    assert "96.46%" in text and "1902 valid" in text and "VLM gpt-4: adversarial 44.12%" in text

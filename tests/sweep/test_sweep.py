@@ -60,13 +60,18 @@ def cli(*args, env=None, **kw):
     ({"slurm": {"gpus": 1}}, "slurm.gpus"),
     ({"modelz": ["wrn-10-1"]}, "modelz"),
 ])
-def test_validation_names_field_and_launches_nothing(tmp_path, over, field):
+def test_validation_names_field(tmp_path, over, field):
     path = write_study(tmp_path, **over)
-    with pytest.raises(RobustscaleError, match=field.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(RobustscaleError, match=field.replace("[", r"\[").replace("]", r"\]")) as e:
         load_study(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_cli_invalid_study_exits_2_before_launching(tmp_path):
+    path = write_study(tmp_path, models=["wrn-10-1"], samples=[128, -5])
     r = cli("sweep", path)
     assert r.returncode == 2
-    assert r.stderr.startswith("error: ") and field in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.startswith("error: ") and "samples[1]" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
 
 

@@ -26,3 +26,13 @@ def run_cli():
             raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc
     return run
+
+
+@pytest.fixture(scope="session")
+def synthetic_store(tmp_path_factory):
+    """A small shard store standing in for synthetic data: Fashion-MNIST's test split, 3 shards."""
+    from robustscale.data.store import convert
+
+    out = tmp_path_factory.mktemp("stores") / "fm-test"
+    convert("fashion-mnist", out, name="fm-test", fid=12.5, split="test", shard_size=4000)
+    return out

@@ -12,8 +12,10 @@ from safetensors.torch import load_file
 
 
 
-def test_kill_and_resume_is_bitwise_identical(tmp_path, tiny, run_cli):
-    args = [*tiny, "--samples", "384", "--eval-every", "192", "--checkpoint-every", "2"]
+def test_kill_and_resume_is_bitwise_identical(tmp_path, tiny, run_cli, synthetic_store):
+    """With a synthetic store mixed in (4 real + 28 synthetic per batch): same batches after resume."""
+    args = [*tiny, "--samples", "384", "--eval-every", "192", "--checkpoint-every", "2",
+            "--synthetic", synthetic_store]
     run_cli("train", *args, "--out", tmp_path / "straight")
 
     killed = tmp_path / "killed"
@@ -38,5 +40,7 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path, tiny, run_cli):
     m1 = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
     m2 = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in m2] == [m["step"] for m in m1] == [6, 12]
+    config = json.loads((killed / "config.json").read_text())
+    assert config["fid"] == 12.5 and [s["images"] for s in config["sources"]] == [60000 - 64, 10000]
     for x, y in zip(m1, m2):
         assert (x["pgd_acc"], x["loss"], x["train_loss"]) == (y["pgd_acc"], y["loss"], y["train_loss"])

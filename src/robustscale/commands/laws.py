@@ -37,6 +37,11 @@ def _parse_floats(values: List[str], name: str) -> list[float]:
     return out
 
 
+def _sci(x: float) -> str:
+    """1.44e+10 -> 1.44e10: compact enough for an 80-column table."""
+    return f"{x:.3g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+
+
 def _console():
     from rich.console import Console
 
@@ -131,12 +136,12 @@ def plan(
     from rich.table import Table
 
     t = Table(title=f"compute-optimal plan ({law}, FID={fid:g})")
-    for col in ("FLOPs", "N*", "D*", "loss", "accuracy", "E'", "acc. limit", "a", "b"):
+    for col in ("FLOPs", "N*", "D*", "loss", "acc.", "E'", "acc. limit", "a", "b"):
         t.add_column(col, justify="right")
     for p in plans:
-        t.add_row(f"{p['flops']:.3g}", f"{p['n_star']:.3g}", f"{p['d_star']:.3g}", f"{p['loss']:.4f}", f"{100 * p['accuracy']:.2f}%",
+        t.add_row(_sci(p["flops"]), _sci(p["n_star"]), _sci(p["d_star"]), f"{p['loss']:.4f}", f"{100 * p['accuracy']:.1f}%",
                   "–" if p["irreducible_loss"] is None else f"{p['irreducible_loss']:.4f}",
-                  "–" if p["accuracy_limit"] is None else f"{100 * p['accuracy_limit']:.2f}%", f"{p['a']:.3f}", f"{p['b']:.3f}")
+                  "–" if p["accuracy_limit"] is None else f"{100 * p['accuracy_limit']:.1f}%", f"{p['a']:.3f}", f"{p['b']:.3f}")
     _console().print(t)
 
 
@@ -157,7 +162,7 @@ def tradeoff(
         print_json(r)
         return
     _table("trade-off (Eq 6)", [("omega_n", f"{r['omega_n']:g}"), ("omega_d", f"{r['omega_d']:.4g}"),
-                                ("overhead", f"{100 * r['overhead']:.2f}%"), ("n", f"{r['n']:.4g}"), ("d", f"{r['d']:.4g}")])
+                                ("overhead", f"{100 * r['overhead']:.2f}%"), ("n", _sci(r["n"])), ("d", _sci(r["d"]))])
 
 
 def plot(

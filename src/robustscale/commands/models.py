@@ -52,6 +52,7 @@ def evaluate(
     eps: str = typer.Option(None, "--eps", help="L-inf radius, e.g. 8/255 (default: the dataset's)."),
     out: Path = typer.Option(..., "--out", help="Output folder (a half-finished one is resumed)."),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per attack batch."),
+    chunk_size: int = typer.Option(500, "--chunk-size", help="Images per saved (resumable) chunk."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
     json_output: bool = typer.Option(False, "--json", help="Print eval.json as one JSON object."),
 ) -> None:
@@ -64,7 +65,7 @@ def evaluate(
     config = EvalConfig(checkpoint=str(checkpoint), data=data,
                         data_dir=str(data_dir) if data_dir else None, attack=attack, n=n,
                         eps=parse_eps(eps) if eps is not None else None, out=str(out),
-                        batch_size=batch_size, device=device)
+                        batch_size=batch_size, chunk_size=chunk_size, device=device)
     result = evaluate_checkpoint(config, progress=True)
     if json_output:
         print_json(result)

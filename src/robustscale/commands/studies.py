@@ -41,7 +41,7 @@ def sweep(
         for r in grid["runs"]:
             table.add_row(r["run"], r["model"], f"{r['params']:,}", r["source"], f"{r['samples']:,}", r["mode"],
                           _fmt_flops(r["flops"]), "yes" if r["finished"] else "")
-        Console().print(table)
+        Console(width=max(140, Console().width)).print(table)
         print(f"total FLOPs {_fmt_flops(grid['total_flops'])} (to run: {_fmt_flops(grid['todo_flops'])})")
         return
 

@@ -151,6 +151,10 @@ def score(
     console.print(f"human accuracy: adversarial {pct(result['human_adversarial_accuracy'])}, "
                   f"clean {pct(result['human_clean_accuracy'])}; Fleiss' kappa (adversarial) "
                   f"{'–' if kappa is None else f'{kappa:.3f}'}")
+    if result["vlm"] is not None:
+        console.print(f"VLM {result['vlm']['rater']}: adversarial "
+                      f"{pct(result['vlm']['adversarial_accuracy'])}, all data "
+                      f"{pct(result['vlm']['accuracy_all_data'])}")
     console.print(table)
     console.print(f"invalid attacks counted as failed: {pct(t4['model_invalid_as_robust'])}")
 

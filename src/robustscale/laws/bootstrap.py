@@ -24,14 +24,13 @@ def bootstrap(estimator, obs, k: int, seed: int = 0, on_step: Callable[[], None]
         raise RobustscaleError(f"bootstrap: expected K >= 2 resamples, got {k}")
     obs = load_observations(obs)
     rng = np.random.default_rng(seed)
-    groups = {run: rows for run, rows in obs.groupby("run", sort=False)}
-    by_source = obs.groupby("source", sort=False)["run"].unique()
+    by_source = {source: [rows for _, rows in grp.groupby("run", sort=False)] for source, grp in obs.groupby("source", sort=False)}
     samples = []
     for _ in range(k):
         parts = []
-        for runs in by_source:
-            for i, run in enumerate(rng.choice(runs, size=len(runs), replace=True)):
-                parts.append(groups[run].assign(run=f"{run}#{i}"))
+        for runs in by_source.values():
+            for i, j in enumerate(rng.integers(0, len(runs), size=len(runs))):
+                parts.append(runs[j].assign(run=f"{runs[j]['run'].iloc[0]}#{i}"))
         est = type(estimator)(**estimator.get_params())
         samples.append(est.fit(pd.concat(parts, ignore_index=True)).params_)
         if on_step is not None:

@@ -82,7 +82,7 @@ def final_points(obs: pd.DataFrame) -> pd.DataFrame:
 
     Approaches 2 and 3 fit L(N, D) to these: a run's loss after seeing all of its D samples.
     """
-    idx = obs.groupby("run", sort=False)["samples"].idxmax()
+    idx = obs.groupby(["source", "run"], sort=False)["samples"].idxmax()
     return obs.loc[idx.to_numpy()].reset_index(drop=True)
 
 

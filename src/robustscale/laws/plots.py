@@ -62,7 +62,7 @@ def plot_isoflop(obs: pd.DataFrame | str | os.PathLike, law, out, fid: float | N
     if not hasattr(law, "predict_loss"):
         raise RobustscaleError("law: isoflop plot needs a parametric law (approach 2 or 3)")
     if fid is None:
-        fid = float(obs.groupby("source")["fid"].first()[obs["source"].value_counts().index[0]])
+        fid = float(obs["fid"].min())
     fig, (ax0, ax1) = _figure(2)
     runs = obs.loc[obs.groupby("run")["samples"].idxmax()]
     colors = _colors(runs["params"])
@@ -107,7 +107,7 @@ def plot_envelope(obs: pd.DataFrame | str | os.PathLike, out, law=None, source: 
     p, env = law.params_[source], law.envelopes_[source]
     fig, (ax0, ax1, ax2) = _figure(3, 3.6)
     colors = _colors(rows["params"])
-    for run, curve in rows.sort_values("flops").groupby("run"):
+    for _, curve in rows.sort_values("flops").groupby("run"):
         ax0.plot(curve["flops"], curve["loss"], color=colors[curve["params"].iloc[0]], lw=0.8)
     ax0.plot(env["flops"], env["loss"], color="black", lw=2, label="envelope")
     ax0.set(xscale="log", xlabel="training FLOPs", ylabel="loss", title=f"{source}: training curves")
@@ -169,8 +169,11 @@ def plot_tradeoff(law, out, flops: float, fid: float = 0.0, omega_range: tuple[f
     fig, (ax,) = _figure(1, 5.5)
     ax.plot(w * n_star, 100 * over, color="black")
     ax.axvline(n_star, color="red", ls="--", lw=0.8, label=f"N* = {n_star / 1e6:.3g}M")
+    from matplotlib.ticker import NullFormatter
+
     ax.set(xscale="log", xlabel="model size N", ylabel="compute overhead (%)",
            ylim=(min(-5, 100 * over.min()), min(200, 100 * over.max() + 5)),
            title=f"{flops:.3g} FLOPs, FID={fid:g}")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7)
     return _save(fig, out)

@@ -74,18 +74,25 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
     with _progress(progress, sum(k for _, k in steps)) as advance:
         if steps[0][1]:
             bootstrap(law2, obs, k=bootstrap_k, on_step=advance)
-        paths = {name: out / f"{name}.png" for name in FIGURES}
-        plots.plot_envelope(obs, paths["training_curves"], law=law1, source=main_source)
-        advance()
-        plots.plot_isoflop(obs, law2, paths["isoflop"], fid=fid)
-        advance()
-        plot_law_fit(obs, law2, paths["law_fit"])
-        advance()
-        plots.plot_forecast(law2, paths["forecast"], fid=sorted({0.0, fid}), flops_range=FORECAST_FLOPS)
-        advance()
-        plots.plot_tradeoff(law2, paths["tradeoff"], flops=10 * largest, fid=fid)
-        advance()
-        figures = {name: str(p) for name, p in paths.items()}
+        draw = {
+            "training_curves": lambda p: plots.plot_envelope(obs, p, law=law1, source=main_source),
+            "isoflop": lambda p: plots.plot_isoflop(obs, law2, p, fid=fid),
+            "law_fit": lambda p: plot_law_fit(obs, law2, p),
+            "forecast": lambda p: plots.plot_forecast(law2, p, fid=sorted({0.0, fid}), flops_range=FORECAST_FLOPS),
+            "tradeoff": lambda p: plots.plot_tradeoff(law2, p, flops=10 * largest, fid=fid),
+        }
+        figures, failed = {}, {}
+        for name in FIGURES:
+            path = out / f"{name}.png"
+            try:
+                draw[name](path)
+                figures[name] = str(path)
+            except (RobustscaleError, ValueError, FloatingPointError) as e:
+                # a degenerate fit (e.g. runs too short to learn) has no finite optimum to draw:
+                # the page says so instead of the whole report failing
+                failed[name] = f"{type(e).__name__}: {e}"
+                path.unlink(missing_ok=True)
+            advance()
 
     save_law(law2, out / "law.json")
     if law1 is not None:
@@ -93,7 +100,7 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
     plans = {f"{f:.0e}": law2.plan(f, fid) for f in (10 * largest, *FORECAST_FLOPS)}
     ranges = intervals(law2, 10 * largest, fid) if getattr(law2, "bootstrap_", None) else None
     result = {
-        "index": str(out / "index.html"), "figures": figures, "source": str(source),
+        "index": str(out / "index.html"), "figures": figures, "failed_figures": failed, "source": str(source),
         "observations": int(len(obs)), "runs": int(obs["run"].nunique()), "main_source": main_source, "fid": fid,
         "approach2": {"params": law2.params_, "intervals": ranges, "plans": plans},
         "approach1": None if law1 is None else {"params": law1.params_},
@@ -167,6 +174,7 @@ def _html(r: dict, obs) -> str:
     figs = "".join(
         f'<figure><img src="{name}.png" alt="{name}"><figcaption>{CAPTIONS[name]}</figcaption></figure>'
         for name in r["figures"])
+    figs += "".join(f"<p><b>{name}</b> not drawn: {html.escape(why)}</p>" for name, why in r["failed_figures"].items())
     interval_head = f"{100 * level:.0f}% bootstrap interval" if level else "bootstrap interval"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>robustscale report</title>

@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from robustscale.errors import RobustscaleError
 from robustscale.study.config import Settings
 from robustscale.study.db import make_engine, make_sessionmaker, signing_secret
-from robustscale.study.deps import CSRF_COOKIE, RateLimiter, new_csrf
+from robustscale.study.deps import CsrfCookieMiddleware, RateLimiter
 
 HERE = Path(__file__).parent
 
@@ -30,6 +30,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sessions = make_sessionmaker(engine)
     app.state.secret = signing_secret(app.state.sessions)
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+    app.state.raters = {}  # verified token -> (rater, study, sequence)
     app.state.sequences = {}  # study id -> image ids by position (images never change)
     # SQLite has one writer at a time: queueing writers on a lock here is faster than SQLite's
     # busy handler, which sleeps up to 100 ms between retries.
@@ -40,17 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(quiz.router)
 
-    @app.middleware("http")
-    async def csrf_cookie(request: Request, call_next):
-        token = request.cookies.get(CSRF_COOKIE)
-        request.state.csrf = token or new_csrf()
-        response = await call_next(request)
-        if token is None:
-            response.set_cookie(CSRF_COOKIE, request.state.csrf, httponly=True, samesite="strict")
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"  # rater tokens live in the URL
-        return response
+    app.add_middleware(CsrfCookieMiddleware)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):

@@ -85,8 +85,11 @@ def score(r: Ratings) -> dict:
     mean_correct_valid = float(correct[:, valid].sum(1).mean()) if len(correct) else 0.0
     names = r.raters or [f"rater{i}" for i in range(len(correct))]
     humans = [{"rater": name, "adversarial_accuracy": _accuracy(r.human_adversarial[i], labels),
+               # Fig. 8: accuracy split by the rater's confidence
                "adversarial_accuracy_high": _accuracy(
                    np.where(r.human_high[i], r.human_adversarial[i], -1), labels),
+               "adversarial_accuracy_low": _accuracy(
+                   np.where(r.human_high[i], -1, r.human_adversarial[i]), labels),
                "clean_accuracy": _accuracy(r.human_clean[i], labels),
                "answered_adversarial": int((r.human_adversarial[i] >= 0).sum()),
                "answered_clean": int((r.human_clean[i] >= 0).sum())} for i, name in enumerate(names)]

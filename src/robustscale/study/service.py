@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -250,9 +250,10 @@ def record_answer(s: Session, rater: Rater, sequence: list[tuple[int, str]], ima
         raise AnswerRejected(403, "image not in this rater's assignment")
     if done >= len(sequence) or sequence[done] != (image_id, phase):
         raise AnswerRejected(409, "duplicate or out-of-order answer")
-    s.add(Answer(rater_id=rater.id, image_id=image_id, phase=phase, choice=choice,
-                 high_confidence=confidence == "high", seconds=seconds))
     try:
+        s.execute(insert(Answer).values(rater_id=rater.id, image_id=image_id, phase=phase,
+                                        choice=choice, high_confidence=confidence == "high",
+                                        seconds=seconds))
         s.commit()
     except IntegrityError:
         s.rollback()

@@ -118,12 +118,12 @@ class Trainer:
         if cfg.synthetic:
             from robustscale.data.store import open_store  # validates shards before training starts
 
+            classes = int(labels.max()) + 1
             for path in cfg.synthetic:
-                store = open_store(path)
-                x, y = store.read(np.zeros(1, np.int64))
-                if x.shape[1:] != images.shape[1:]:
-                    raise RobustscaleError(f"{path}: images are {x.shape[1:]}, {cfg.dataset} needs "
-                                           f"{images.shape[1:]}")
+                store = open_store(path, verify=True, progress=self.progress)  # checksums, label ranges
+                if tuple(store.shape) != images.shape[1:] or store.num_classes != classes:
+                    raise RobustscaleError(f"{path}: {tuple(store.shape)} images of {store.num_classes} classes, "
+                                           f"{cfg.dataset} needs {images.shape[1:]} and {classes}")
                 stores.append(store)
         self.sources = [{"name": cfg.dataset, "fid": 0.0, "path": cfg.data_dir, "real": True,
                          "images": len(real)}]
@@ -183,7 +183,7 @@ class Trainer:
 
     # --- one step -----------------------------------------------------------------------------
 
-    def _loss(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> torch.Tensor:
         cfg = self.cfg
         autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.bf16)
         with autocast:
@@ -212,10 +212,16 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             no_sync = self.dist.enabled and k < accum - 1
             with self.train_net.no_sync() if no_sync else contextlib.nullcontext():
-                loss = self._loss(x, y, step, micro)
+                loss = self.loss(x, y, step, micro)
                 (loss / accum).backward()
             total += loss.detach()
         return total / accum
+
+    def apply_update(self, step: int) -> None:
+        """Optimiser step on the accumulated gradients, then the EMA (foreach, no host sync)."""
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.update(self.model, step)
 
     # --- evaluation -----------------------------------------------------------------------------
 
@@ -353,9 +359,7 @@ class Trainer:
                 self.first_bad_step = torch.where(bad & (self.first_bad_step < 0), step, self.first_bad_step)
                 if not self.is_cuda or (step + 1) % CUDA_SYNC_EVERY == 0:
                     self._check_finite()  # on CPU before the bad step's update; on CUDA within 100 steps
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.ema.update(self.model, step)
+                self.apply_update(step)
                 self.loss_sum += loss
                 self.loss_count += 1
                 self.step = done = step + 1

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from robustscale.study.db import Image, Rater, Study
+from robustscale.study.db import Image, Rater, Study, utcnow
 from robustscale.study.deps import check_signature, csrf_token, get_session, require_csrf, sign
 from robustscale.study.service import (AnswerRejected, answered_count, rater_for_token,
                                        rater_sequence, record_answer, study_image_ids)
@@ -17,14 +17,22 @@ router = APIRouter(prefix="/r")
 
 
 def _rater(request: Request, s: Session, token: str) -> tuple[Rater, Study, list]:
-    rater = rater_for_token(s, token)
-    if rater is None or rater.kind != "human":
+    """The token's rater, study and item sequence; verified tokens are cached (rater rows
+    never change) but expiry is checked on every request."""
+    cache = request.app.state.raters
+    if token not in cache:
+        rater = rater_for_token(s, token)
+        if rater is None or rater.kind != "human":
+            raise HTTPException(403, "this link is wrong or has expired")
+        study = s.get(Study, rater.study_id)
+        sequences = request.app.state.sequences
+        if study.id not in sequences:
+            sequences[study.id] = rater_sequence(study_image_ids(s, study.id), study.batch_size)
+        cache[token] = (rater, study, sequences[study.id])
+    rater, study, seq = cache[token]
+    if rater.expires is not None and rater.expires < utcnow():
         raise HTTPException(403, "this link is wrong or has expired")
-    study = s.get(Study, rater.study_id)
-    cache = request.app.state.sequences
-    if study.id not in cache:
-        cache[study.id] = rater_sequence(study_image_ids(s, study.id), study.batch_size)
-    return rater, study, cache[study.id]
+    return rater, study, seq
 
 
 def _item(request: Request, token: str, rater: Rater, study: Study, seq: list, done: int) -> dict:

@@ -1,0 +1,129 @@
+"""Training-step throughput: our TRADES step vs a reference step written the DeepMind way.
+
+Claim: our step (clean forward computed once and reused, bf16 autocast and channels_last on CUDA,
+fused SGD, foreach EMA, no per-step host sync, optional torch.compile) trains faster than the
+reference step (fp32, a separate no-grad clean forward for the attack, python-loop EMA, `.item()`
+every step) on the same model and batch. Both do TRADES with PGD-10 (§3.1).
+Evidence: images/s of each (mean ± std over --repeats timed blocks, after warm-up, timed between
+two synchronisations), their ratio, and MFU = executed model FLOPs / time / --peak-tflops
+(executed FLOPs per image: ours 26 forward passes, reference 27, App. B.1; the peak is never
+assumed). GPU figures go in bench/RESULTS.md with the device and commit.
+
+    .venv/bin/python bench/bench_train.py                          # CPU: wrn-10-1, small batch
+    python bench/bench_train.py --model wrn-28-10 --batch 512 --peak-tflops 989   # e.g. H100 bf16 dense
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def reference_step(model, ema_model, optimizer, x, y, *, eps, step_size, steps, beta, smoothing, decay):
+    """DeepMind/TRADES-reference style: fp32, redundant clean forward, python EMA, .item() per step."""
+    model.eval()
+    with torch.no_grad():
+        p_natural = F.softmax(model(x), dim=1)  # the extra forward App. B.1 points out
+    model.train()
+    x_adv = x + 0.001 * torch.randn_like(x)
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        kl = F.kl_div(F.log_softmax(model(x_adv), 1), p_natural, reduction="sum")
+        grad, = torch.autograd.grad(kl, x_adv)
+        x_adv = torch.min(torch.max(x_adv.detach() + step_size * grad.sign(), x - eps), x + eps).clamp(0, 1)
+    logits_natural, logits_adv = model(x), model(x_adv)
+    loss = F.cross_entropy(logits_natural, y, label_smoothing=smoothing) + beta * F.kl_div(
+        F.log_softmax(logits_adv, 1), F.softmax(logits_natural, 1), reduction="batchmean")
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        for p_ema, p in zip(ema_model.parameters(), model.parameters()):
+            p_ema.mul_(decay).add_(p, alpha=1 - decay)
+        for b_ema, b in zip(ema_model.buffers(), model.buffers()):
+            b_ema.copy_(b)
+    return loss.item()
+
+
+def timed(fn, n_steps, warmup, repeats, sync):
+    for i in range(warmup):
+        fn(i)
+    sync()
+    out = []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        for i in range(n_steps):
+            fn(warmup + r * n_steps + i)
+        sync()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="wrn-10-1")
+    ap.add_argument("--dataset", default="fashion-mnist")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=3, help="steps per timed block")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (e.g. bf16 dense)")
+    args = ap.parse_args()
+
+    import copy
+
+    from robustscale.data.datasets import images_to_tensor, load_dataset
+    from robustscale.flops import forward_flops
+    from robustscale.train import TrainConfig, Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(model=args.model, dataset=args.dataset, samples=10 * args.batch, out=tmp,
+                          batch_size=args.batch, lr=0.1, device=args.device, compile=args.compile, eval_images=16)
+        ours = Trainer(cfg, progress=True)
+    c = ours.cfg
+    device = ours.device
+    images, labels = load_dataset(args.dataset, "train")
+    x = images_to_tensor(images[:args.batch], device)
+    y = torch.from_numpy(labels[:args.batch]).to(device)
+    x_ours = x.contiguous(memory_format=torch.channels_last) if ours.channels_last else x
+    ref_model = copy.deepcopy(ours.model).to(memory_format=torch.contiguous_format).float()
+    ref_ema = copy.deepcopy(ref_model)
+    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                              foreach=False)
+    ours.model.train()
+
+    def our_step(i):
+        ours.loss(x_ours, y, i, 0).backward()
+        ours.apply_update(i)
+
+    def ref_step(i):
+        reference_step(ref_model, ref_ema, ref_opt, x, y, eps=c.eps, step_size=c.step_size, steps=c.attack_steps,
+                       beta=c.beta, smoothing=c.label_smoothing, decay=c.ema_decay)
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    fwd = forward_flops(ours.model)
+    rows = []
+    for name, fn, passes in (("reference", ref_step, 2 * c.attack_steps + 7), ("ours", our_step, 2 * c.attack_steps + 6)):
+        times = timed(fn, args.steps, args.warmup, args.repeats, sync)
+        ips = [args.batch * args.steps / t for t in times]
+        rows.append((name, statistics.mean(ips), statistics.stdev(ips) if len(ips) > 1 else 0.0, passes))
+    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), torch "
+          f"{torch.__version__}, {args.model}, batch {args.batch}, PGD-{c.attack_steps}, bf16 {ours.bf16}, "
+          f"compile {args.compile}")
+    for name, mean, std, passes in rows:
+        mfu = ""
+        if args.peak_tflops:
+            mfu = f"  MFU {100 * mean * passes * fwd / (args.peak_tflops * 1e12):.1f}%"
+        print(f"{name:>9}: {mean:10.1f} ± {std:.1f} images/s{mfu}")
+    print(f"    ratio: {rows[1][1] / rows[0][1]:.2f}x (ours / reference)")
+
+
+if __name__ == "__main__":
+    main()
