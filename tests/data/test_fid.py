@@ -12,9 +12,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from scipy import linalg
 from torch import nn
 
-from robustscale.data.fid import (compute_fid, feature_statistics, frechet_distance,
+from robustscale.data.fid import (compute_fid, feature_statistics, fid_from_features,
+                                  frechet_distance,
                                   inception_features, inception_weights, load_inception)
 from robustscale.data.store import convert, open_store
 from robustscale.errors import RobustscaleError
@@ -28,18 +30,26 @@ def test_frechet_distance_matches_closed_form_for_diagonal_gaussians():
     assert frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
 
 
-def test_frechet_distance_matches_eigenvalue_formula_on_features():
-    # torch-fidelity's formula: tr (S1 S2)^½ = sum of sqrt of the eigenvalues of S1 S2.
+def _scipy_fid(f1, f2):
+    """The textbook computation (Heusel et al., 2017; clean-fid): scipy.linalg.sqrtm of S1 S2."""
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    covmean = linalg.sqrtm(s1 @ s2).real
+    return (mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+
+
+@pytest.mark.parametrize("n1,n2", [(400, 300), (20, 13)])  # covariance route and low-rank route
+def test_fid_from_features_matches_scipy_sqrtm(n1, n2):
     rng = np.random.default_rng(1)
-    f1 = rng.normal(size=(400, 32)) @ rng.normal(size=(32, 32))
-    f2 = rng.normal(0.5, 1.0, size=(300, 32)) @ rng.normal(size=(32, 32))
-    (mu1, s1), (mu2, s2) = feature_statistics(f1), feature_statistics(f2)
-    tr_covmean = np.sum(np.sqrt(np.linalg.eigvals(s1 @ s2).astype(complex)).real)
-    expected = (mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean
-    fid = frechet_distance(mu1, s1, mu2, s2)
+    mix = rng.normal(size=(32, 32))
+    f1 = rng.normal(size=(n1, 32)) @ mix
+    f2 = rng.normal(0.5, 1.0, size=(n2, 32)) @ rng.normal(size=(32, 32))
+    fid = fid_from_features(f1, f2)
     assert fid > 1.0
-    assert fid == pytest.approx(expected, rel=1e-8)
-    assert abs(frechet_distance(mu1, s1, mu1, s1)) < 1e-6
+    assert fid == pytest.approx(_scipy_fid(f1, f2), rel=1e-6)
+    assert abs(fid_from_features(f1, f1)) < 1e-6 * fid
+    (mu1, s1), (mu2, s2) = feature_statistics(f1), feature_statistics(f2)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(fid, rel=1e-6)
 
 
 def test_missing_weights_file_is_a_clear_error(tmp_path):
@@ -84,8 +94,8 @@ def stand_in_weights(tmp_path_factory):
 def stores(tmp_path_factory, fashion_mnist):
     root = tmp_path_factory.mktemp("stores")
     _, _, xte, yte = fashion_mnist
-    np.savez(root / "a.npz", image=xte[:96], label=yte[:96])
-    np.savez(root / "b.npz", image=255 - xte[96:192], label=yte[96:192])  # inverted: far away
+    np.savez(root / "a.npz", image=xte[:40], label=yte[:40])
+    np.savez(root / "b.npz", image=255 - xte[40:80], label=yte[40:80])  # inverted: far away
     for name in ("a", "b", "a2"):
         convert(root / f"{name[0]}.npz", root / name)
     return root
@@ -95,12 +105,11 @@ def test_compute_fid_pipeline_records_fid(stores, stand_in_weights):
     a = open_store(stores / "a")
     model = load_inception(stand_in_weights, "cpu")
     idx = np.arange(len(a))
-    direct = frechet_distance(*feature_statistics(inception_features(a, idx, model)),
-                              *feature_statistics(inception_features(open_store(stores / "b"), idx,
-                                                                     model)))
-    result = compute_fid(stores / "a", stores / "b", stand_in_weights, batch_size=40, device="cpu")
+    direct = fid_from_features(inception_features(a, idx, model),
+                               inception_features(open_store(stores / "b"), idx, model))
+    result = compute_fid(stores / "a", stores / "b", stand_in_weights, batch_size=16, device="cpu")
     assert result["fid"] == pytest.approx(direct, rel=1e-6)
-    assert result["fid"] > 1e-3 and result["images"] == result["reference_images"] == 96
+    assert result["fid"] > 1e-3 and result["images"] == result["reference_images"] == 40
     assert json.loads((stores / "a" / "manifest.json").read_text())["fid"] == result["fid"]
     assert open_store(stores / "a").fid == result["fid"]
     same = compute_fid(stores / "a2", stores / "a", stand_in_weights, device="cpu")
@@ -109,7 +118,7 @@ def test_compute_fid_pipeline_records_fid(stores, stand_in_weights):
 
 def test_fid_cli_json_and_error(stores, stand_in_weights, tmp_path):
     cmd = [sys.executable, "-m", "robustscale", "data", "fid", str(stores / "b"),
-           "--reference", str(stores / "a"), "--device", "cpu", "--json"]
+           "--reference", str(stores / "a"), "--device", "cpu", "--max-images", "24", "--json"]
     ok = subprocess.run(cmd + ["--inception-weights", str(stand_in_weights)], capture_output=True,
                         text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr

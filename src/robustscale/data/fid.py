@@ -12,7 +12,7 @@ Why not the libraries' own FID entry points: PyPI torchvision cannot import besi
 - `cleanfid.fid` imports `cleanfid.utils` (torchvision.transforms) and `cleanfid.features`
   (`inception_pytorch`, torchvision), so `cleanfid.fid.frechet_distance` / `compute_fid` cannot be
   imported; the two modules used here import only torch, PIL and requests.
-`frechet_distance` below is therefore computed here, with clean-fid's formula and safeguards.
+The Fréchet distance is therefore computed here (`frechet_distance`, `fid_from_features`).
 """
 
 from __future__ import annotations
@@ -39,28 +39,47 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
-    """||mu1 - mu2||² + tr(S1 + S2 - 2 (S1 S2)^½), as cleanfid.fid.frechet_distance."""
-    from scipy import linalg
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+                     ) -> float:
+    """||mu1 - mu2||² + tr(S1 + S2 - 2 (S1 S2)^½).
 
+    tr (S1 S2)^½ is the sum of square roots of the eigenvalues of S1^½ S2 S1^½ (similar to S1 S2,
+    but symmetric PSD): two symmetric eigendecompositions instead of clean-fid's general sqrtm,
+    faster and free of its spurious imaginary parts.
+    """
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
     sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise RobustscaleError(f"frechet_distance: statistics of different sizes "
                                f"{mu1.shape}/{sigma1.shape} and {mu2.shape}/{sigma2.shape}")
+    w, v = np.linalg.eigh(sigma1)
+    sqrt1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    inner = sqrt1 @ sigma2 @ sqrt1
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum()
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
-    if not np.isfinite(covmean).all():  # nearly singular product: regularise as clean-fid does
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise RobustscaleError(f"FID: (S1 S2)^½ has an imaginary component "
-                                   f"{np.abs(covmean.imag).max():.3g}; use more images than the "
-                                   f"{sigma1.shape[0]} feature dimensions")
-        covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
+    """FID of two feature sets (rows = samples).
+
+    With fewer samples than feature dimensions the covariances have low rank and
+    tr (S1 S2)^½ = ||A1 A2ᵀ||_* / sqrt((n1-1)(n2-1)) (A = centred features), an n1×n2 SVD
+    instead of 2048×2048 eigendecompositions.
+    """
+    f1, f2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
+    (n1, d), n2 = f1.shape, len(f2)
+    if min(n1, n2) < 2 or f2.shape[1] != d:
+        raise RobustscaleError(f"FID: expected two feature sets of >= 2 rows and equal width, got "
+                               f"{f1.shape} and {f2.shape}")
+    if max(n1, n2) >= d:
+        return frechet_distance(*feature_statistics(f1), *feature_statistics(f2))
+    mu1, mu2 = f1.mean(axis=0), f2.mean(axis=0)
+    a1, a2 = f1 - mu1, f2 - mu2
+    tr_covmean = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
+    diff = mu1 - mu2
+    return float(diff @ diff + (a1 ** 2).sum() / (n1 - 1) + (a2 ** 2).sum() / (n2 - 1)
+                 - 2 * tr_covmean)
 
 
 def inception_weights(path: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
@@ -167,11 +186,9 @@ def compute_fid(store: str | os.PathLike, reference: str | os.PathLike,
     if max_images < 2:
         raise RobustscaleError(f"max_images: expected >= 2, got {max_images}")
     model = load_inception(inception_weights(inception_weights_path), device)
-    stats = []
-    for s in (source, ref):
-        indices = _sample(len(s), max_images, seed)
-        stats.append(feature_statistics(inception_features(s, indices, model, batch_size, progress)))
-    fid = frechet_distance(*stats[0], *stats[1])
+    features = [inception_features(s, _sample(len(s), max_images, seed), model, batch_size, progress)
+                for s in (source, ref)]
+    fid = fid_from_features(*features)
     if record:
         set_fid(store, fid)
     return {"store": str(store), "reference": str(reference), "fid": fid,
