@@ -142,7 +142,7 @@ def test_failed_run_does_not_stop_others(tmp_path):
 def test_slurm_runs_a_job_and_resumes_after_requeue(tmp_path, slurm_cluster, monkeypatch):
     """One run through real Slurm (sbatch via submitit); requeued mid-run, it resumes from its checkpoint."""
     monkeypatch.setenv("SLURM_CONF", slurm_cluster["SLURM_CONF"])
-    path = write_study(tmp_path, samples=[512], slurm={"cpus_per_task": 1, "mem_gb": 1, "timeout_min": 10},
+    path = write_study(tmp_path, samples=[256], slurm={"cpus_per_task": 1, "mem_gb": 1, "timeout_min": 10},
                        train={**TINY_TRAIN, "checkpoint_every": 2})
     study = load_study(path)
     run_dir = study.runs[0].out
@@ -163,7 +163,7 @@ def test_slurm_runs_a_job_and_resumes_after_requeue(tmp_path, slurm_cluster, mon
     assert result.finished == [study.runs[0].name] and result.failed == {}
     assert (run_dir / "result.json").is_file()
     steps = [json.loads(ln)["step"] for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert steps == sorted(set(steps)) and json.loads((run_dir / "result.json").read_text())["samples"] == 512
+    assert steps == sorted(set(steps)) and json.loads((run_dir / "result.json").read_text())["samples"] == 256
     assert requeue.returncode == 0, requeue.stderr
     logs = "".join(p.read_text() for p in (study.out / ".submitit").rglob("*_log.err"))
     assert f"resuming {run_dir} from its checkpoint" in logs  # the requeued job picked up the checkpoint
