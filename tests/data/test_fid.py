@@ -71,7 +71,7 @@ def test_not_torchscript_is_a_clear_error(tmp_path):
 
 
 class _Features(nn.Module):
-    """Stand-in for the Inception graph: same interface (`layers`, 299x299 in, 2048 features out)."""
+    """Stand-in for the Inception graph: its interface (`layers`, 299x299 in, 2048 out)."""
 
     def __init__(self):
         super().__init__()

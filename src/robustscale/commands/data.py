@@ -1,4 +1,4 @@
-"""`robustscale data`: build shard stores (`convert`), check them (`verify`) and score them (`fid`)."""
+"""`robustscale data`: build shard stores (`convert`), check (`verify`) and score them (`fid`)."""
 
 from __future__ import annotations
 
@@ -67,11 +67,13 @@ def fid(
     store: Path = typer.Argument(..., help="Store folder to score."),
     reference: Path = typer.Option(..., "--reference", help="Store of real images."),
     inception_weights: Optional[Path] = typer.Option(
-        None, "--inception-weights", help="inception-2015-12-05.pt (default: cached or downloaded)."),
+        None, "--inception-weights",
+        help="inception-2015-12-05.pt (default: cached, else downloaded)."),
     max_images: int = typer.Option(50_000, "--max-images",  # = fid.DEFAULT_MAX_IMAGES
                                    help="Images per side (random subset)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Inception batch size."),
-    device: Optional[str] = typer.Option(None, "--device", help="Torch device (default: cuda if any)."),
+    device: Optional[str] = typer.Option(None, "--device",
+                                         help="Torch device (default: cuda if any)."),
     json_output: bool = _JSON,
 ) -> None:
     """FID of STORE against --reference (clean-fid's Inception); recorded in STORE's manifest."""

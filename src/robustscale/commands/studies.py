@@ -47,8 +47,17 @@ def sweep(
 
     err.print(f"{len(grid['runs'])} runs, total {_fmt_flops(grid['total_flops'])} FLOPs, "
               f"to run {_fmt_flops(grid['todo_flops'])}")
-    result = run_sweep(spec, executor=executor, max_parallel=max_parallel,
-                       on_run=lambda run, state: err.print(f"[{state}] {run.name}"))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[status]}"), console=err) as bar:
+        task = bar.add_task("sweep", total=len(spec.runs), status="")
+
+        def on_run(run, state: str) -> None:
+            err.print(f"[{state}] {run.name}")
+            bar.update(task, advance=state in ("finished", "failed", "skipped"), status=run.name)
+
+        result = run_sweep(spec, executor=executor, max_parallel=max_parallel, on_run=on_run)
     if json_output:
         print_json({**result.asdict(), "total_flops": grid["total_flops"]})
     else:

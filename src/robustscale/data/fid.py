@@ -1,4 +1,4 @@
-"""FID of a shard store against a reference store: the data-quality axis of every law (§3.1, Table 1).
+"""FID of a shard store against a reference store: the laws' data-quality axis (§3.1, Table 1).
 
 FID (Heusel et al., 2017) is the Fréchet distance between Gaussians fitted to Inception-v3 pool
 features of two image sets. The pieces come from clean-fid (Parmar et al., 2022):
@@ -82,9 +82,9 @@ def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
                  - 2 * tr_covmean)
 
 
-def inception_weights(path: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
-                      url: str | None = None) -> Path:
-    """The Inception TorchScript file: `path` if given, else cached, else downloaded into the cache."""
+def inception_weights(path: str | os.PathLike | None = None,
+                      cache_dir: str | os.PathLike | None = None, url: str | None = None) -> Path:
+    """The Inception TorchScript file: `path` if given, else the cached one, else downloaded."""
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -117,7 +117,7 @@ def inception_weights(path: str | os.PathLike | None = None, cache_dir: str | os
 
 
 def load_inception(weights: str | os.PathLike, device=None):
-    """clean-fid's InceptionV3W feature extractor (images in [0, 255], 299×299) from a weights file."""
+    """clean-fid's InceptionV3W feature extractor (images in [0, 255], 299×299) from weights."""
     import torch
     from cleanfid.inception_torchscript import InceptionV3W
 
@@ -186,8 +186,8 @@ def compute_fid(store: str | os.PathLike, reference: str | os.PathLike,
     if max_images < 2:
         raise RobustscaleError(f"max_images: expected >= 2, got {max_images}")
     model = load_inception(inception_weights(inception_weights_path), device)
-    features = [inception_features(s, _sample(len(s), max_images, seed), model, batch_size, progress)
-                for s in (source, ref)]
+    features = [inception_features(s, _sample(len(s), max_images, seed), model, batch_size,
+                                   progress) for s in (source, ref)]
     fid = fid_from_features(*features)
     if record:
         set_fid(store, fid)

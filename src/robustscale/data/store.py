@@ -69,7 +69,8 @@ def _read_rows(f: BinaryIO, dtype: np.dtype, row_shape: tuple[int, ...], n: int,
     nbytes = n * int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize
     raw = f.read(nbytes)
     if len(raw) != nbytes:
-        raise RobustscaleError(f"{where}: truncated: expected {nbytes} more bytes, found {len(raw)}")
+        raise RobustscaleError(f"{where}: truncated: expected {nbytes} more bytes, "
+                               f"found {len(raw)}")
     return np.frombuffer(raw, dtype).reshape((n, *row_shape))
 
 
@@ -85,8 +86,9 @@ class _NpzSource:
                 names = set(zf.namelist())
                 for key in ("image", "label"):
                     if f"{key}.npy" not in names:
-                        raise RobustscaleError(f"{path}: expected npz members 'image' and 'label', "
-                                               f"found {sorted(n.removesuffix('.npy') for n in names)}")
+                        found = sorted(n.removesuffix(".npy") for n in names)
+                        raise RobustscaleError(f"{path}: expected npz members 'image', 'label'; "
+                                               f"found {found}")
                 with zf.open("image.npy") as f:
                     self.image_shape, image_dtype = _read_npy_header(f, f"{path}:image")
                 with zf.open("label.npy") as f:
@@ -100,7 +102,8 @@ class _NpzSource:
             raise RobustscaleError(f"{path}:label: expected integer labels of shape (N,), found "
                                    f"{self.label_dtype} {label_shape}")
         if label_shape[0] != self.image_shape[0]:
-            raise RobustscaleError(f"{path}: {self.image_shape[0]} images but {label_shape[0]} labels")
+            raise RobustscaleError(f"{path}: {self.image_shape[0]} images but "
+                                   f"{label_shape[0]} labels")
         self.count, self.shape = self.image_shape[0], self.image_shape[1:]
 
     def chunks(self, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -250,7 +253,8 @@ def convert(src: str | os.PathLike, out: str | os.PathLike, name: str | None = N
             for images, labels in source.chunks(chunk_size):
                 if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
                     raise RobustscaleError(f"{source.path}:label: expected labels in "
-                                           f"[0, {num_classes}), found {labels.min()}..{labels.max()}")
+                                           f"[0, {num_classes}), found "
+                                           f"{labels.min()}..{labels.max()}")
                 writer.write(images, labels)
                 bar.advance(len(labels))
         bar.close()
@@ -344,7 +348,7 @@ class ShardStore:
                              f"{indices.min()}..{indices.max()}")
         images = np.empty((len(indices), *self.shape), np.uint8)
         labels = np.empty(len(indices), np.int64)
-        # Sorting gathers each shard's rows in file order: sequential page faults, one take per shard.
+        # Sorting gathers each shard's rows in file order: sequential page faults, one take a shard.
         order = np.argsort(indices, kind="stable")
         sorted_idx = indices[order]
         bounds = np.searchsorted(sorted_idx, self.offsets)
