@@ -28,7 +28,8 @@ def test_quick_demo_end_to_end(tmp_path):
     for name in FIGURES:  # a law fitted to runs this short may have no finite optimum to forecast
         assert (out / "report" / f"{name}.png").is_file() or report["failed_figures"][name]
     assert "index.html" in s["report"] and (out / "report" / "index.html").is_file()
-    assert {"alpha", "beta"} <= set(s["approach2"]) and s["compute_optimal"]["n_star"] > 0
+    # runs this short may give Approach 2 no finite optimum; Approach 1's regressions always exist
+    assert {"alpha", "beta", "a", "b"} <= set(s["approach2"]) and s["compute_optimal"]["approach1_n_star"] > 0
     assert s["compute_optimal"]["flops"] == 10 * obs["flops"].max()
     assert [(h["model"], h["samples"]) for h in s["honesty"]] == [("wrn-10-1", 256), ("wrn-16-1", 256)]
     assert set(s["phases"]) == {"plan", "train", "collect", "fit", "report"}
