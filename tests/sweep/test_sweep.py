@@ -142,8 +142,8 @@ def test_failed_run_does_not_stop_others(tmp_path):
 def test_slurm_runs_a_job_and_resumes_after_requeue(tmp_path, slurm_cluster, monkeypatch):
     """One run through real Slurm (sbatch via submitit); requeued mid-run, it resumes from its checkpoint."""
     monkeypatch.setenv("SLURM_CONF", slurm_cluster["SLURM_CONF"])
-    path = write_study(tmp_path, samples=[256], slurm={"cpus_per_task": 1, "mem_gb": 1, "timeout_min": 10},
-                       train={**TINY_TRAIN, "checkpoint_every": 2})
+    path = write_study(tmp_path, samples=[1024], slurm={"cpus_per_task": 1, "mem_gb": 1, "timeout_min": 10},
+                       train={**TINY_TRAIN, "checkpoint_every": 2}, evaluation={**TINY_EVAL, "eval_every": 512})
     study = load_study(path)
     run_dir = study.runs[0].out
     assert plan(study)["runs"][0]["finished"] is False
@@ -158,12 +158,21 @@ def test_slurm_runs_a_job_and_resumes_after_requeue(tmp_path, slurm_cluster, mon
     assert (run_dir / "checkpoint.pt").exists(), "the Slurm job never started training"
     job_id = next(e.split()[1] for e in events if e.startswith("submitted"))
     requeue = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True, env=slurm_cluster)
+    # Slurm holds a requeued job back (BeginTime ~2 min ahead); let it start now once it is pending again
+    for _ in range(100):
+        state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
+                               env=slurm_cluster).stdout.strip()
+        if state == "PENDING":
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=slurm_cluster,
+                           capture_output=True)
+            break
+        time.sleep(0.2)
     sweeper.join(300)
     result = box["result"]
     assert result.finished == [study.runs[0].name] and result.failed == {}
     assert (run_dir / "result.json").is_file()
     steps = [json.loads(ln)["step"] for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert steps == sorted(set(steps)) and json.loads((run_dir / "result.json").read_text())["samples"] == 256
+    assert steps == sorted(set(steps)) and json.loads((run_dir / "result.json").read_text())["samples"] == 1024
     assert requeue.returncode == 0, requeue.stderr
     logs = "".join(p.read_text() for p in (study.out / ".submitit").rglob("*_log.err"))
     assert f"resuming {run_dir} from its checkpoint" in logs  # the requeued job picked up the checkpoint
