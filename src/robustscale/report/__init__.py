@@ -49,7 +49,7 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
     """
     from robustscale.laws import Approach1, Approach2, bootstrap, intervals, load_law, save_law
     from robustscale.laws import plots
-    from robustscale.report.figures import plot_law_fit
+    from robustscale.laws.plots import plot_law_fit
 
     t0 = time.perf_counter()
     out = Path(out)
