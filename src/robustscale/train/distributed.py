@@ -55,6 +55,15 @@ def broadcast_object(info: DistInfo, obj):
     return box[0]
 
 
+def mean_over_ranks(info: DistInfo, tensor: torch.Tensor) -> torch.Tensor:
+    """The mean of a tensor over all ranks (a collective: every rank must call it)."""
+    if not info.enabled:
+        return tensor
+    total = tensor.clone()
+    dist.all_reduce(total)
+    return total / info.world_size
+
+
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

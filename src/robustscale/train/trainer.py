@@ -323,8 +323,6 @@ class Trainer:
         line = {"step": done, "samples": samples, "flops": samples * self.flops_per_sample, "lr": self.lr,
                 "train_loss": self.loss_sum.item() / max(1, self.loss_count), **scores,
                 "time_s": round(self.time_s, 3)}
-        self.loss_sum.zero_()
-        self.loss_count = 0
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(line) + "\n")
             f.flush()
@@ -367,10 +365,13 @@ class Trainer:
                 evaluate = self._is_eval_step(done)
                 if evaluate:
                     self._check_finite()
+                    # each rank summed the loss of its own slice; the metric is the global batch's
+                    self.loss_sum = distributed.mean_over_ranks(self.dist, self.loss_sum)
                     if self.dist.is_main:
                         last = self._record_evaluation(done)
                         bar.update(task, status=f"pgd {last['pgd_acc']:.3f} clean {last['clean_acc']:.3f} "
                                                 f"loss {last['loss']:.3f}")
+                    self.loss_sum, self.loss_count = torch.zeros_like(self.loss_sum), 0
                     self.model.train()
                 if evaluate or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0):
                     self.save()
