@@ -71,11 +71,15 @@ def test_cw_pgd_agrees_with_torchattacks(trained, random_start):
                       random_start="uniform" if random_start else None,
                       generator=torch.Generator().manual_seed(1))
     torch.manual_seed(2)
-    theirs = torchattacks.PGD(_MarginAsTwoLogits(model, y), eps=eps, alpha=alpha, steps=steps,
+    # eval() on the wrapper: torchattacks restores the wrapped module's mode after the attack, and a
+    # fresh module is in training mode, which would put the shared model's BatchNorm in training mode
+    wrapper = _MarginAsTwoLogits(model, y).eval()
+    theirs = torchattacks.PGD(wrapper, eps=eps, alpha=alpha, steps=steps,
                               random_start=random_start)(x, torch.zeros_like(y))
     with torch.no_grad():
         acc_ours = (model(ours).argmax(1) == y).float().mean().item()
         acc_theirs = (model(theirs).argmax(1) == y).float().mean().item()
+    assert not model.training
     assert 0.1 < acc_ours < 0.9
     assert abs(acc_ours - acc_theirs) <= 0.005 + 1e-9, (acc_ours, acc_theirs)
 
