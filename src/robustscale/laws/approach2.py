@@ -11,7 +11,7 @@ import pandas as pd
 from robustscale.errors import RobustscaleError
 from robustscale.laws.base import ScalingLaw
 from robustscale.laws.huber import grid, huber, multistart
-from robustscale.laws.observations import final_points, load_observations, small_run_mask, sources
+from robustscale.laws.observations import sources
 from robustscale.laws.optimal import omega_d, optimal_allocation
 
 # App. F.2.1 initialisation grids (a = log A, b = log B, e = log E): 5^5 = 3125 base starts ...
@@ -76,10 +76,7 @@ class Approach2(ScalingLaw):
 
     def fit(self, obs) -> "Approach2":
         """Fit to an observations table (path or DataFrame); returns self."""
-        obs = load_observations(obs)
-        runs = final_points(obs)
-        if self.exclude_small_runs:
-            runs = runs[~small_run_mask(runs)]
+        obs, runs = self._fit_runs(obs)
         if runs.empty:
             raise RobustscaleError("observations: no runs left after App. F.2.1's exclusion (N<100M, D>10M, FID<10); "
                                    "fit with exclude_small_runs=False")

@@ -11,7 +11,7 @@ from scipy.optimize import brentq, minimize_scalar
 from robustscale.errors import RobustscaleError
 from robustscale.laws.base import ScalingLaw
 from robustscale.laws.huber import grid, huber, multistart
-from robustscale.laws.observations import final_points, load_observations, small_run_mask, sources
+from robustscale.laws.observations import sources
 from robustscale.laws.optimal import FLOPS_PER_PARAM_SAMPLE
 
 # App. F.3.1 initialisation grid over (A, B, E, Q, α, β, κ, ε): 3·3·2·2·3·3·2·1 = 648 starts.
@@ -77,10 +77,7 @@ class Approach3(ScalingLaw):
 
     def fit(self, obs) -> "Approach3":
         """Fit to an observations table (path or DataFrame); returns self."""
-        obs = load_observations(obs)
-        runs = final_points(obs)
-        if self.exclude_small_runs:
-            runs = runs[~small_run_mask(runs)]
+        obs, runs = self._fit_runs(obs)
         if len(runs) < 2:
             raise RobustscaleError(f"observations: {len(runs)} run(s) left to fit Approach 3; need at least 2")
         ln, ld = np.log(runs["params"].to_numpy()), np.log(runs["samples"].to_numpy())

@@ -8,6 +8,7 @@ import numpy as np
 
 from robustscale.errors import RobustscaleError
 from robustscale.laws.accuracy import PAPER_ACCURACY, AccuracyRegression, fit_accuracy
+from robustscale.laws.observations import final_points, load_observations, small_run_mask
 from robustscale.laws.optimal import FLOPS_PER_PARAM_SAMPLE
 
 
@@ -27,6 +28,14 @@ class ScalingLaw:
     def _check_fitted(self) -> None:
         if not hasattr(self, "params_"):
             raise RobustscaleError(f"{type(self).__name__}: not fitted; call fit(observations) or load_law() first")
+
+    def _fit_runs(self, obs):
+        """(validated observations, each run's final point after App. F.2.1's optional exclusion)."""
+        obs = load_observations(obs)
+        runs = final_points(obs)
+        if self.exclude_small_runs:
+            runs = runs[~small_run_mask(runs)]
+        return obs, runs
 
     def _fit_accuracy(self, obs, source: str | None) -> AccuracyRegression:
         """Own loss->accuracy regression where the observations have accuracy, else the paper's."""
