@@ -13,7 +13,7 @@ import pytest
 
 from robustscale.evaluate import EvalConfig, evaluate_checkpoint, format_eps, parse_eps
 
-N, CHUNK = 24, 8  # AutoAttack's Square (5000 queries) dominates: keep the image count tiny on CPU
+N, CHUNK = 8, 4  # AutoAttack's Square (5000 queries) dominates: keep the image count tiny on CPU
 
 
 def _cli(*args, **kw):
@@ -31,6 +31,7 @@ def evaluated(trained, tmp_path_factory):
     return result, out
 
 
+@pytest.mark.slow
 def test_eval_outputs(evaluated):
     result, out = evaluated
     assert json.loads((out / "eval.json").read_text()) == json.loads(json.dumps(result))
@@ -53,6 +54,7 @@ def test_eval_outputs(evaluated):
             "link", "clean_acc"} <= set(rb)
 
 
+@pytest.mark.slow
 def test_autoattack_at_most_pgd(evaluated):
     result, out = evaluated
     table = pd.read_parquet(out / "per_image.parquet")
@@ -62,6 +64,7 @@ def test_autoattack_at_most_pgd(evaluated):
     assert acc["pgd40-cw"] > 0  # something left for AutoAttack to attack
 
 
+@pytest.mark.slow
 def test_killed_autoattack_resumes_with_identical_flags(trained, evaluated, tmp_path):
     _, stem, _, _ = trained
     result, reference = evaluated
