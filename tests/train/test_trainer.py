@@ -16,6 +16,7 @@ def tiny_config(out, **kw):
     return TrainConfig(**{**base, **kw})
 
 
+@pytest.mark.slow  # ~100 s on 2 cores: 12 TRADES steps + 6 PGD evaluations
 def test_short_adversarial_run_improves_heldout_pgd_accuracy(tmp_path):
     torch.set_num_threads(2)
     result = train(tiny_config(tmp_path / "run"), progress=False)
