@@ -16,32 +16,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
+from bench_train import timed  # bench/ is on sys.path when a script here runs
 from robustscale.attacks.pgd import robust_accuracy
 from robustscale.data.datasets import dataset_info
 from robustscale.models import create_model
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def images_per_second(fn, n_images: int, device: torch.device, warmup: int, repeats: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    rates = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        rates.append(n_images / (time.perf_counter() - t0))
-    return rates
 
 
 def main() -> None:
@@ -62,17 +44,18 @@ def main() -> None:
     x = torch.rand(args.batch, *info.shape, device=device)
     y = torch.randint(0, len(info.classes), (args.batch,), device=device)
 
-    def forward_backward():
+    def forward_backward(_step):
         model.train()
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
 
-    def pgd_eval():
+    def pgd_eval(_step):
         robust_accuracy(model, x, y, eps=info.default_eps, steps=args.steps, step_size=info.default_eps / 4,
                         batch_size=args.batch)
 
-    plain = images_per_second(forward_backward, args.batch, device, args.warmup, args.repeats)
-    pgd = images_per_second(pgd_eval, args.batch, device, args.warmup, args.repeats)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    plain, pgd = ([args.batch / t for t in timed(fn, 1, args.warmup, args.repeats, sync)]
+                  for fn in (forward_backward, pgd_eval))
     mean = statistics.mean
     print(f"{args.model} on {args.dataset} ({device}, batch {args.batch}, torch {torch.__version__})")
     print(f"  forward+backward : {mean(plain):10.1f} ± {statistics.pstdev(plain):.1f} img/s")
