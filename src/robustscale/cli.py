@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from robustscale.commands.output import JsonOption, emit
 from robustscale.errors import RobustscaleError
 
 app = typer.Typer(
@@ -25,21 +26,18 @@ def _root() -> None:
 
 
 @app.command()
-def version(json_output: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+def version(json_output: JsonOption = False) -> None:
     """Print robustscale's version."""
     from robustscale import __version__
-    from robustscale.commands import print_json
 
-    if json_output:
-        print_json({"version": __version__})
-    else:
-        print(__version__)
+    emit({"version": __version__}, json_output, lambda v: print(v["version"]))
 
 
 def _register_all() -> None:
-    from robustscale.commands import data, laws, models, studies, study, training
+    from robustscale.commands import (data, demo, evaluate, flops, laws, report, runs, study,
+                                      sweep, train)
 
-    for module in (laws, models, data, training, studies, study):
+    for module in (laws, flops, evaluate, data, train, sweep, runs, report, demo, study):
         module.register(app)
 
 

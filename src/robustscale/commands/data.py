@@ -29,7 +29,7 @@ def convert(
     json_output: bool = _JSON,
 ) -> None:
     """Convert npz files or a real dataset into memory-mapped .npy shards with a manifest."""
-    from robustscale.commands import print_json
+    from robustscale.commands.output import print_json
     from robustscale.data.store import convert as convert_store
 
     manifest = convert_store(src, out, name=name, fid=fid, shard_size=shard_size,
@@ -51,7 +51,7 @@ def verify(
     json_output: bool = _JSON,
 ) -> None:
     """Check a store's files, sizes, sha256 checksums and label ranges."""
-    from robustscale.commands import print_json
+    from robustscale.commands.output import print_json
     from robustscale.data.store import open_store
 
     s = open_store(store, verify=True, progress=True)
@@ -77,7 +77,7 @@ def fid(
     json_output: bool = _JSON,
 ) -> None:
     """FID of STORE against --reference (clean-fid's Inception); recorded in STORE's manifest."""
-    from robustscale.commands import print_json
+    from robustscale.commands.output import print_json
     from robustscale.data.fid import compute_fid
 
     result = compute_fid(store, reference, inception_weights, max_images=max_images,

@@ -92,7 +92,7 @@ def fit(
         law["intervals"] = {"flops": TABLE3_FLOPS, "fid": float(fid), **intervals(est, TABLE3_FLOPS, fid)}
     write_json(out, law)
     if json_output:
-        from robustscale.commands import print_json
+        from robustscale.commands.output import print_json
 
         print_json({k: v for k, v in law.items() if k != "bootstrap"})
         return
@@ -129,7 +129,7 @@ def plan(
             p["intervals"] = {k: v for k, v in intervals(est, f, fid).items() if k in ("n_star", "d_star", "loss", "accuracy")}
         plans.append(p)
     if json_output:
-        from robustscale.commands import print_json
+        from robustscale.commands.output import print_json
 
         print_json(plans[0] if len(plans) == 1 else {"plans": plans})
         return
@@ -157,7 +157,7 @@ def tradeoff(
 
     r = load_law(law).tradeoff(flops, fid, omega_n)
     if json_output:
-        from robustscale.commands import print_json
+        from robustscale.commands.output import print_json
 
         print_json(r)
         return
@@ -196,7 +196,7 @@ def plot(
     else:
         path = plots.plot_tradeoff(est, out, flops, fids[0] if fids else 0.0)
     if json_output:
-        from robustscale.commands import print_json
+        from robustscale.commands.output import print_json
 
         print_json({"out": str(path)})
     else:
@@ -226,7 +226,7 @@ def simulate(
         df.to_parquet(tmp) if out.suffix == ".parquet" else df.to_csv(tmp, index=False)
     summary = {"out": str(out), "rows": int(len(df)), "runs": int(df["run"].nunique())}
     if json_output:
-        from robustscale.commands import print_json
+        from robustscale.commands.output import print_json
 
         print_json(summary)
     else:

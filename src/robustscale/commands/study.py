@@ -36,7 +36,7 @@ def create(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Import adversarial images and their clean versions into a new study."""
-    from robustscale.commands import print_json
+    from robustscale.commands.output import print_json
     from robustscale.study.service import create_study
 
     info = create_study(_sessions(db), name, adversarial, clean, predictions, batch_size, raters,
@@ -58,7 +58,7 @@ def add_rater_cmd(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Add a human rater and print their personal link (its token is shown only once)."""
-    from robustscale.commands import print_json
+    from robustscale.commands.output import print_json
     from robustscale.study.service import add_rater
 
     rater, token = add_rater(_sessions(db), study, name, days=days)
@@ -106,7 +106,7 @@ def export(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Write every answer of a study (with true labels and predictions) as CSV."""
-    from robustscale.commands import print_json
+    from robustscale.commands.output import print_json
     from robustscale.study.service import export_answers
 
     n = export_answers(_sessions(db), study, out)
@@ -123,7 +123,7 @@ def score(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Valid/invalid (deceptive, ambiguous) images, human accuracy, Table 4, Fleiss' kappa."""
-    from robustscale.commands import print_json
+    from robustscale.commands.output import print_json
     from robustscale.study.service import score_study_by_name
 
     result = score_study_by_name(_sessions(db), study)
@@ -178,7 +178,7 @@ def vlm_rate_cmd(
     from rich.console import Console
     from rich.progress import Progress
 
-    from robustscale.commands import print_json
+    from robustscale.commands.output import print_json
     from robustscale.study.vlm import API_KEY_ENVS, vlm_rate
 
     key = next((os.environ[e] for e in API_KEY_ENVS if os.environ.get(e)), None)

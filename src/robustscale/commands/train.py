@@ -7,13 +7,15 @@ from typing import List, Optional
 
 import typer
 
+from robustscale.commands.output import JsonOption, emit
+
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
 
 
 def train_command(
-    model: Optional[str] = typer.Option(None, "--model", help="Model name, e.g. wrn-28-4 (see `robustscale models`)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name, e.g. wrn-28-4 (any wrn-DEPTH-WIDTH)."),
     data: Optional[str] = typer.Option(None, "--data", help="Real dataset: cifar10 or fashion-mnist."),
     samples: Optional[str] = typer.Option(None, "--samples", help="Training samples: 10M, 200k, 1e6, 5000."),
     out: Path = typer.Option(..., "--out", help="Run directory (must be new or empty unless --resume)."),
@@ -35,7 +37,7 @@ def train_command(
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model."),
     sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across processes (CUDA)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
-    json_output: bool = typer.Option(False, "--json", help="Print result.json as one JSON object."),
+    json_output: JsonOption = False,
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Train a WideResNet with TRADES (paper §3.1, App. B) into a run directory; --resume continues it.
@@ -45,7 +47,6 @@ def train_command(
     """
     import json
 
-    from robustscale.commands import print_json
     from robustscale.errors import RobustscaleError
     from robustscale.train import TrainConfig, parse_samples, train
 
@@ -69,10 +70,11 @@ def train_command(
         if key not in base:
             raise RobustscaleError(f"{flag}: required (or --resume a run that has a config.json)")
     result = train(TrainConfig.from_dict(base), resume=resume, progress=not no_progress)
-    if json_output:
-        print_json(result)
-    else:
-        final = result["final"]
-        print(f"{result['out']}: {result['steps']} steps, {result['samples']} samples, {result['flops']:.3g} FLOPs; "
-              f"held-out clean {final['clean_acc']:.4f}, PGD-40 {final['pgd_acc']:.4f}, loss {final['loss']:.4f}; "
-              f"best PGD-40 {result['best']['pgd_acc']:.4f} at step {result['best']['step']}")
+    emit(result, json_output, _render)
+
+
+def _render(result: dict) -> None:
+    final = result["final"]
+    print(f"{result['out']}: {result['steps']} steps, {result['samples']} samples, {result['flops']:.3g} FLOPs; "
+          f"held-out clean {final['clean_acc']:.4f}, PGD-40 {final['pgd_acc']:.4f}, loss {final['loss']:.4f}; "
+          f"best PGD-40 {result['best']['pgd_acc']:.4f} at step {result['best']['step']}")

@@ -1,0 +1,52 @@
+"""`robustscale evaluate`: clean, PGD-40-CW and AutoAttack accuracy of a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from robustscale.commands.output import JsonOption, console, emit
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(evaluate)
+
+
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="Weights: a run dir, <stem>.safetensors/.json or the stem."),
+    data: str = typer.Option(..., "--data", help="cifar10 or fashion-mnist (its test split)."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Folder of the dataset files."),
+    attack: str = typer.Option("both", "--attack", help="pgd40-cw, autoattack or both."),
+    n: int = typer.Option(10000, "--n", help="Number of test images (the first n)."),
+    eps: str = typer.Option(None, "--eps", help="L-inf radius, e.g. 8/255 (default: the dataset's)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (a half-finished one is resumed)."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Images per attack batch."),
+    chunk_size: int = typer.Option(500, "--chunk-size", help="Images per saved (resumable) chunk."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
+    json_output: JsonOption = False,
+) -> None:
+    """Clean accuracy, PGD-40-CW and/or AutoAttack robust accuracy and the paper's loss (TRADES
+    beta=5 on PGD-40-CW examples); writes eval.json, per_image.parquet, adversarial.npz, clean.npz
+    and robustbench.json under --out."""
+    from robustscale.evaluate import EvalConfig, evaluate_checkpoint, parse_eps
+
+    config = EvalConfig(checkpoint=str(checkpoint), data=data,
+                        data_dir=str(data_dir) if data_dir else None, attack=attack, n=n,
+                        eps=parse_eps(eps) if eps is not None else None, out=str(out),
+                        batch_size=batch_size, chunk_size=chunk_size, device=device)
+    result = evaluate_checkpoint(config, progress=True)
+    emit(result, json_output, lambda r: _render(r, out))
+
+
+def _render(result: dict, folder: Path) -> None:
+    out = console()
+    out.print(f"[bold]{result['model']}[/] on {result['dataset']} ({result['n']} images, "
+              f"eps={result['eps']:.4g})")
+    out.print(f"clean accuracy      {100 * result['clean_acc']:.2f}%")
+    for name, acc in result["robust_acc"].items():
+        out.print(f"robust ({name:<10}) {100 * acc:.2f}%")
+    if result.get("loss") is not None:
+        out.print(f"TRADES loss (beta=5, PGD-40-CW) {result['loss']:.4f}")
+    out.print(f"wrote {folder}/eval.json, per_image.parquet, adversarial.npz, clean.npz, "
+              "robustbench.json")

@@ -1,0 +1,39 @@
+"""`robustscale flops`: a model's parameters and training cost."""
+
+from __future__ import annotations
+
+import typer
+
+from robustscale.commands.output import JsonOption, emit, table
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(flops)
+
+
+def flops(
+    model: str = typer.Argument(..., help="Model name, e.g. wrn-70-16 (any wrn-DEPTH-WIDTH)."),
+    data: str = typer.Option("cifar10", "--data", help="Dataset fixing the input shape: cifar10 or "
+                             "fashion-mnist."),
+    json_output: JsonOption = False,
+) -> None:
+    """Parameters, forward FLOPs per image, training FLOPs per sample (27 forwards, App. B) and c
+    in FLOPs = c N D (paper: 7822). Counted on the meta device: any size costs no memory."""
+    import torch
+
+    from robustscale.flops import flops_summary
+    from robustscale.models import create_model
+
+    with torch.device("meta"):
+        summary = flops_summary(create_model(model, dataset=data))
+    summary["dataset"] = data
+    emit(summary, json_output, _render)
+
+
+def _render(summary: dict) -> None:
+    table(f"{summary['model']} on {summary['dataset']}", [
+        ("params (N)", f"{summary['params']:,} ({summary['params'] / 1e6:.2f}M)"),
+        ("forward FLOPs / image", f"{summary['forward_flops']:.4g}"),
+        ("train FLOPs / sample", f"{summary['train_flops_per_sample']:.4g}"),
+        ("c (FLOPs = c N D)", f"{summary['c']:.0f}"),
+    ])

@@ -1,0 +1,69 @@
+"""`robustscale sweep`: run a sweep's grid of training runs locally or on Slurm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from robustscale.commands.output import JsonOption, emit, sci
+
+
+def sweep(
+    study: Path = typer.Argument(..., help="Study file (.yaml/.yml/.toml)."),
+    executor: str = typer.Option("local", "--executor", help="local | slurm"),
+    max_parallel: int = typer.Option(1, "--max-parallel", help="Runs at once (local processes / Slurm array slots)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid with FLOPs and exit."),
+    json_output: JsonOption = False,
+) -> None:
+    """Run a study's grid of training runs locally or on Slurm; finished runs are skipped."""
+    from rich.console import Console
+
+    from robustscale.sweep import load_study, plan, run_sweep
+
+    err = Console(stderr=True)
+    spec = load_study(study)
+    grid = plan(spec)
+    if dry_run:
+        emit(grid, json_output, lambda g: _render_grid(study, g))
+        return
+
+    err.print(f"{len(grid['runs'])} runs, total {sci(grid['total_flops'])} FLOPs, "
+              f"to run {sci(grid['todo_flops'])}")
+    from robustscale.progress import progress_bar
+
+    with progress_bar(len(spec.runs), "sweep") as advance:
+        def on_run(run, state: str) -> None:
+            err.print(f"[{state}] {run.name}")
+            if state in ("finished", "failed", "skipped"):
+                advance()
+
+        result = run_sweep(spec, executor=executor, max_parallel=max_parallel, on_run=on_run)
+    emit({**result.asdict(), "total_flops": grid["total_flops"]}, json_output, lambda _: _render_result(result))
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(sweep)
+
+
+def _render_grid(study: Path, grid: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{study}: {len(grid['runs'])} runs -> {grid['out']}")
+    for col in ("run", "model", "params", "source", "samples", "mode", "FLOPs", "finished"):
+        table.add_column(col)
+    for r in grid["runs"]:
+        table.add_row(r["run"], r["model"], f"{r['params']:,}", r["source"], f"{r['samples']:,}", r["mode"],
+                      sci(r["flops"]), "yes" if r["finished"] else "")
+    Console(width=max(140, Console().width)).print(table)
+    print(f"total FLOPs {sci(grid['total_flops'])} (to run: {sci(grid['todo_flops'])})")
+
+
+def _render_result(result) -> None:
+    print(f"finished {len(result.finished)}, skipped {len(result.skipped)} (already done), "
+          f"failed {len(result.failed)} in {result.wall_s:.1f} s")
+    for name, reason in result.failed.items():
+        print(f"FAILED {name}: {reason}")

@@ -1,0 +1,32 @@
+"""The one progress bar of robustscale: rich, on stderr, gone when done.
+
+Library functions take `progress: bool` and wrap their loops in `progress_bar(...)`, which
+yields an `advance(n=1)` callable; with `enabled=False` it does nothing (notebooks, tests, --json
+pipelines that want a quiet stderr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
+
+Advance = Callable[..., None]
+
+
+@contextlib.contextmanager
+def progress_bar(total: float | None, description: str, *, enabled: bool = True,
+                 completed: float = 0) -> Iterator[Advance]:
+    """A bar for `total` steps (None: unknown) labelled `description`; yields `advance(n=1)`."""
+    if not enabled:
+        yield lambda n=1: None
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                   transient=True)
+    with bar:
+        task = bar.add_task(description, total=total, completed=completed)
+        yield lambda n=1: bar.advance(task, n)
