@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install data demo test test-fast bench clean
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist package; DATA_DIR=... uses a folder of
+# its idx files instead (`make demo DATA_DIR=~/fashion-mnist`).
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+DATA_DIR ?=
 
 # torchattacks (test-only cross-check) and clean-fid (FID: only its torchvision-free Inception and
 # resize modules are used) go in without deps: their torchvision cannot import beside the CPU wheel.
@@ -20,10 +25,25 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-demo: install
-	$(BIN)/robustscale demo
+# Checked before the (slow) install, so a machine without the data stops within seconds: as root
+# on Debian the package is installed, otherwise one line says what to run.
+data:
+ifeq ($(DATA_DIR),)
+	@if ! ls $(FASHION_MNIST)/train-images-idx3-ubyte* >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Fashion-MNIST: apt-get install dataset-fashion-mnist"; \
+	    apt-get update -q && apt-get install -y -q dataset-fashion-mnist; \
+	  else \
+	    echo "error: Fashion-MNIST is not installed: run 'sudo apt-get install dataset-fashion-mnist', or pass a folder of its idx files: make demo DATA_DIR=DIR (robustscale demo --data-dir DIR)" >&2; \
+	    exit 2; \
+	  fi; \
+	fi
+endif
 
-test: install
+demo: data install
+	$(BIN)/robustscale demo $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+test: data install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: install

@@ -34,10 +34,11 @@ def version(json_output: JsonOption = False) -> None:
 
 
 def _register_all() -> None:
-    from robustscale.commands import (data, demo, evaluate, flops, laws, report, runs, study,
-                                      sweep, train)
+    from robustscale.commands import (data, demo, evaluate, fit, flops, plan, plot, report, runs,
+                                      simulate, study, sweep, tradeoff, train)
 
-    for module in (laws, flops, evaluate, data, train, sweep, runs, report, demo, study):
+    for module in (fit, plan, tradeoff, plot, simulate, flops, evaluate, data, train, sweep, runs,
+                   report, demo, study):
         module.register(app)
 
 
@@ -45,10 +46,27 @@ def main() -> None:
     """Console entry point: bad input becomes one `error:` line on stderr and exit code 2."""
     _register_all()
     try:
-        app()  # click's standalone mode handles usage errors, --help and typer.Exit itself
+        # Not standalone: click's usage errors reach us and print as one line like every other
+        # error; --help and typer.Exit come back as an exit code.
+        code = app(standalone_mode=False)
     except RobustscaleError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:
+        # click's exceptions (typer may run on a vendored click, so match by interface, not class)
+        if not hasattr(e, "format_message"):
+            raise
+        if type(e).__name__ == "NoArgsIsHelpError":  # `robustscale` (or a group) alone: its help
+            e.show()
+            sys.exit(e.exit_code)
+        hint = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) is not None else ""
+        print(f"error: {' '.join(e.format_message().split())}{hint}", file=sys.stderr)
+        sys.exit(2)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

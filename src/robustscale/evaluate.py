@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from robustscale.attacks.autoattack import CHUNK_SIZE
+from robustscale.attacks.evaluation import EVAL_BATCH, EVAL_SEED, EVAL_STEPS, eval_step_size
 from robustscale.errors import RobustscaleError
-from robustscale.fileio import atomic_path, write_json
+from robustscale.fileio import write_json, write_npz, write_table
+from robustscale.progress import progress_bar
 
 ATTACKS = ("pgd40-cw", "autoattack", "both")
-PGD_STEPS = 40  # §3.1: scaling-law accuracies and losses use 40 PGD steps on the CW loss
-CHUNK_SIZE = 500  # images per saved chunk of either attack
 
 # The paper whose setting this evaluation reproduces, as RobustBench cites an entry.
 PAPER = {
@@ -38,19 +39,24 @@ PAPER = {
 
 @dataclasses.dataclass
 class EvalConfig:
-    checkpoint: str
+    checkpoint: str  # run dir, <stem>.safetensors/.json, or a .pt/.pth state dict (the paper's format)
     data: str = "cifar10"
     data_dir: str | None = None
     attack: str = "both"
     n: int = 10000
     eps: float | None = None  # None: the dataset's default_eps (8/255 for CIFAR-10, §3.1)
     out: str = "eval"
-    batch_size: int = 256
-    # None: eps / 4, i.e. 2/255 at 8/255, the attack step of training (§3.1)
+    batch_size: int = EVAL_BATCH
+    # None: eps / 4, i.e. 2/255 at 8/255 (attacks.evaluation.eval_step_size, the reference's)
     step_size: float | None = None
     chunk_size: int = CHUNK_SIZE
-    seed: int = 0
+    seed: int = EVAL_SEED
     device: str | None = None  # None: cuda when available
+    # a state-dict checkpoint only: its architecture ("wrn-70-16"; None: read off the tensors) and input
+    # normalisation (None: the file's, else RobustBench's CIFAR-10 mean/std)
+    arch: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
 
 def parse_eps(text: str | float) -> float:
@@ -58,9 +64,9 @@ def parse_eps(text: str | float) -> float:
     try:
         eps = float(Fraction(str(text).strip()))
     except (ValueError, ZeroDivisionError):
-        raise RobustscaleError(f"--eps: expected a number or fraction such as 8/255, got {text!r}") from None
+        raise RobustscaleError(f"eps: expected a number or fraction such as 8/255, got {text!r}") from None
     if not 0 <= eps <= 1:
-        raise RobustscaleError(f"--eps: must lie in [0, 1] (images are in [0, 1]), got {text}")
+        raise RobustscaleError(f"eps: must lie in [0, 1] (images are in [0, 1]), got {text}")
     return eps
 
 
@@ -70,13 +76,14 @@ def format_eps(eps: float) -> str:
     return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 and k >= 1 else f"{eps:g}"
 
 
-def load_checked_model(checkpoint: str, data: str, device: str):
+def load_checked_model(checkpoint: str, data: str, device: str, *, arch: str | None = None, mean=None,
+                       std=None):
     """Load a checkpoint and check that it takes the dataset's images and predicts its classes."""
     from robustscale.data.datasets import dataset_info
     from robustscale.models.weights import load_model
 
-    model = load_model(checkpoint, map_location=device)
     info = dataset_info(data)
+    model = load_model(checkpoint, map_location=device, arch=arch, mean=mean, std=std, image_size=info.shape[1])
     if tuple(model.input_shape()) != tuple(info.shape):
         raise RobustscaleError(f"{checkpoint}: model takes {'x'.join(map(str, model.input_shape()))} "
                                f"images but {data} has {'x'.join(map(str, info.shape))}")
@@ -93,16 +100,17 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
     from robustscale.data.datasets import dataset_info, images_to_tensor, load_dataset
 
     if config.attack not in ATTACKS:
-        raise RobustscaleError(f"--attack: expected one of {', '.join(ATTACKS)}, got {config.attack!r}")
+        raise RobustscaleError(f"attack: expected one of {', '.join(ATTACKS)}, got {config.attack!r}")
     info = dataset_info(config.data)
     eps = parse_eps(info.default_eps if config.eps is None else config.eps)
     if config.n < 1:
-        raise RobustscaleError(f"--n: expected a positive number of images, got {config.n}")
+        raise RobustscaleError(f"n: expected a positive number of images, got {config.n}")
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_checked_model(config.checkpoint, config.data, device)
+    model = load_checked_model(config.checkpoint, config.data, device, arch=config.arch, mean=config.mean,
+                               std=config.std)
     images, labels = load_dataset(config.data, "test", config.data_dir)
     if config.n > len(images):
-        raise RobustscaleError(f"--n: {config.data} has {len(images)} test images, asked for {config.n}")
+        raise RobustscaleError(f"n: {config.data} has {len(images)} test images, asked for {config.n}")
     images, labels = images[:config.n], labels[:config.n]
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -110,9 +118,8 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
     x, y = images_to_tensor(images), torch.from_numpy(labels)
 
     with torch.no_grad():
-        clean_logits = torch.cat([model(x[i:i + config.batch_size].to(device)).float().cpu()
-                                  for i in range(0, len(x), config.batch_size)])
-    clean_pred = clean_logits.argmax(1).numpy()
+        clean_pred = torch.cat([model(x[i:i + config.batch_size].to(device)).argmax(1).cpu()
+                                for i in range(0, len(x), config.batch_size)]).numpy()
     table = {"index": np.arange(config.n), "label": labels, "clean_pred": clean_pred,
              "clean_correct": clean_pred == labels}
     result = {"model": model.config.name, "checkpoint": str(config.checkpoint), "dataset": config.data,
@@ -122,81 +129,80 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
     attacks = ["pgd40-cw", "autoattack"] if config.attack == "both" else [config.attack]
     for name in attacks:
         runner = _pgd_chunks if name == "pgd40-cw" else _autoattack_chunks
-        with _progress(progress, name, config.n) as advance:
-            arrays = runner(model, x, y, clean_logits, eps, config, out / name, device, advance)
+        with progress_bar(config.n, name, enabled=progress) as advance:
+            arrays = runner(model, x, y, eps, config, out / name, advance)
         table[f"{name}_pred"] = arrays["predictions"]
         table[f"{name}_correct"] = arrays["predictions"] == labels
         result["robust_acc"][name] = float(table[f"{name}_correct"].mean())
         if name == "pgd40-cw":
             table["loss"] = arrays["loss"]
             result["loss"] = float(arrays["loss"].mean())
-            result["pgd_step_size"] = config.step_size or eps / 4
+            result["pgd_step_size"] = _step_size(config, eps)
         adversarial = arrays["adversarial"]  # AutoAttack's when both run: the study's images (§4)
     result["adversarial_source"] = attacks[-1]
     result["time_s"] = time.time() - t0
     result["device"] = device
 
-    _write_parquet(out / "per_image.parquet", table)
+    import pandas as pd
+
+    write_table(out / "per_image.parquet", pd.DataFrame(table))
     adv_uint8 = _to_uint8(adversarial)
     with torch.no_grad():
         adv_pred = torch.cat([model(images_to_tensor(adv_uint8[i:i + config.batch_size], device)).argmax(1)
                               .cpu() for i in range(0, config.n, config.batch_size)]).numpy()
     classes = np.array(info.classes)
-    _write_npz(out / "adversarial.npz", images=adv_uint8, labels=labels, predictions=adv_pred,
-               indices=table["index"], classes=classes)
-    _write_npz(out / "clean.npz", images=images, labels=labels, indices=table["index"], classes=classes)
+    write_npz(out / "adversarial.npz", compressed=True, images=adv_uint8, labels=labels, predictions=adv_pred,
+              indices=table["index"], classes=classes)
+    write_npz(out / "clean.npz", compressed=True, images=images, labels=labels, indices=table["index"],
+              classes=classes)
     write_json(out / "robustbench.json", robustbench_entry(result, model, config.checkpoint))
     write_json(out / "eval.json", result)
     return result
 
 
-def _pgd_chunks(model, x, y, clean_logits, eps, config, folder, device, advance):
-    """PGD-40 on the CW loss per chunk, with each image's TRADES (beta=5) loss on its PGD example."""
-    import torch
+def _step_size(config: EvalConfig, eps: float) -> float:
+    return config.step_size if config.step_size is not None else eval_step_size(eps)
 
+
+def _pgd_chunks(model, x, y, eps, config, folder, advance):
+    """PGD-40 on the CW loss per chunk (`robust_evaluation`, the definition training uses too)."""
     from robustscale.attacks.autoattack import run_chunks
-    from robustscale.attacks.pgd import pgd_attack
-    from robustscale.attacks.trades import trades_objective
+    from robustscale.attacks.evaluation import robust_evaluation
 
-    step_size = config.step_size or eps / 4
+    step_size = _step_size(config, eps)
 
     def attack_chunk(start, stop):
-        generator = torch.Generator(device).manual_seed(config.seed + start)
-        advs, preds, losses = [], [], []
-        for i in range(start, stop, config.batch_size):
-            j = min(i + config.batch_size, stop)
-            xb, yb = x[i:j].to(device), y[i:j].to(device)
-            xa = pgd_attack(model, xb, yb, eps=eps, step_size=step_size, steps=PGD_STEPS, loss="cw",
-                            generator=generator)
-            with torch.no_grad():
-                adv_logits = model(xa).float()
-            losses.append(trades_objective(clean_logits[i:j].to(device), adv_logits, yb,
-                                           reduction="none").cpu())
-            advs.append(xa.cpu())
-            preds.append(adv_logits.argmax(1).cpu())
-        return {"adversarial": torch.cat(advs).numpy(), "predictions": torch.cat(preds).numpy(),
-                "loss": torch.cat(losses).numpy()}
+        r = robust_evaluation(model, x[start:stop], y[start:stop], eps=eps, steps=EVAL_STEPS, step_size=step_size,
+                              batch_size=config.batch_size, seed=config.seed + start)
+        return {"adversarial": r["adversarial"].numpy(), "predictions": r["adv_pred"].numpy(),
+                "loss": r["loss"].numpy()}
 
     return run_chunks(folder, config.n, config.chunk_size, attack_chunk, on_chunk=advance,
                       settings={"attack": "pgd40-cw", "eps": eps, "step_size": step_size,
-                                "seed": config.seed, "model": _identity(config.checkpoint)})
+                                "seed": config.seed, "model": _identity(config)})
 
 
-def _autoattack_chunks(model, x, y, clean_logits, eps, config, folder, device, advance):
+def _autoattack_chunks(model, x, y, eps, config, folder, advance):
     from robustscale.attacks.autoattack import autoattack
 
     return autoattack(model, x, y, eps=eps, folder=folder, chunk_size=config.chunk_size,
                       batch_size=config.batch_size, seed=config.seed, on_chunk=advance,
-                      settings={"model": _identity(config.checkpoint)})
+                      settings={"model": _identity(config)})
 
 
-def _identity(checkpoint: str) -> dict:
-    """What makes saved chunks belong to these weights: the weight file's path, size and mtime."""
+def _identity(config: EvalConfig) -> dict:
+    """What makes saved chunks belong to these weights: the weight file's path, size and mtime, and
+    the normalisation (a state dict's can be chosen at evaluation time)."""
+    from robustscale.models.robustbench import is_state_dict_file
     from robustscale.models.weights import checkpoint_stem
 
-    weights = checkpoint_stem(checkpoint).with_suffix(".safetensors").resolve()
-    stat = weights.stat()
-    return {"weights": str(weights), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    weights = Path(config.checkpoint) if is_state_dict_file(config.checkpoint) else \
+        checkpoint_stem(config.checkpoint).with_suffix(".safetensors")
+    stat = weights.resolve().stat()
+    identity = {"weights": str(weights.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if config.mean is not None or config.std is not None:
+        identity.update(mean=config.mean, std=config.std)
+    return identity
 
 
 def robustbench_entry(result: dict, model, checkpoint: str) -> dict:
@@ -232,46 +238,3 @@ def robustbench_entry(result: dict, model, checkpoint: str) -> dict:
 def _to_uint8(images: np.ndarray) -> np.ndarray:
     """float NCHW in [0, 1] -> uint8 NHWC, as a human sees the image."""
     return np.clip(np.rint(images * 255), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()
-
-
-def _write_npz(path: Path, **arrays) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-
-def _write_parquet(path: Path, table: dict) -> None:
-    import pandas as pd
-
-    with atomic_path(path) as tmp:
-        pd.DataFrame(table).to_parquet(tmp, index=False)
-
-
-class _progress:
-    """A rich progress bar on stderr with images/s; `advance(k)` moves it by k images."""
-
-    def __init__(self, enabled: bool, name: str, total: int):
-        self.enabled, self.name, self.total = enabled, name, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda k: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]} img/s"), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=False)
-        self.bar.start()
-        self.task = self.bar.add_task(self.name, total=self.total, rate="-")
-        self.t0, self.done = time.time(), 0
-
-        def advance(k: int) -> None:
-            self.done += k
-            rate = self.done / max(time.time() - self.t0, 1e-9)
-            self.bar.update(self.task, advance=k, rate=f"{rate:.1f}")
-        return advance
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.stop()

@@ -137,15 +137,11 @@ def observations(runs_dir: str | os.PathLike, include_standard: bool = False):
 
 def collect(runs_dir: str | os.PathLike, out: str | os.PathLike, include_standard: bool = False):
     """Write the observations table to out (.csv or .parquet, atomically); returns the DataFrame."""
-    from robustscale.fileio import atomic_path
+    from robustscale.fileio import write_table
 
     out = Path(out)
-    if out.suffix not in (".csv", ".parquet"):
-        raise RobustscaleError(f"--out: expected a .csv or .parquet path, got {out}")
+    if out.suffix not in (".csv", ".parquet"):  # checked before the runs are read, not after
+        raise RobustscaleError(f"out: expected a .csv or .parquet path, got {out}")
     obs = observations(runs_dir, include_standard=include_standard)
-    with atomic_path(out) as tmp:
-        if out.suffix == ".csv":
-            obs.to_csv(tmp, index=False)
-        else:
-            obs.to_parquet(tmp, index=False)
+    write_table(out, obs)
     return obs

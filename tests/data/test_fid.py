@@ -6,8 +6,6 @@ small TorchScript network in place of the Inception weights, which this machine 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,7 +16,8 @@ from torch import nn
 from robustscale.data.fid import (compute_fid, feature_statistics, fid_from_features,
                                   frechet_distance,
                                   inception_features, inception_weights, load_inception)
-from robustscale.data.store import convert, open_store
+from robustscale.data.convert import convert
+from robustscale.data.store import open_store
 from robustscale.errors import RobustscaleError
 
 
@@ -58,7 +57,7 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
 
 
 def test_failed_download_is_a_clear_error(tmp_path):
-    with pytest.raises(RobustscaleError, match="cannot download .*--inception-weights PATH"):
+    with pytest.raises(RobustscaleError, match="cannot download .*inception_weights_path"):
         inception_weights(cache_dir=tmp_path, url="http://127.0.0.1:9/inception-2015-12-05.pt")
     assert list(tmp_path.iterdir()) == []  # no partial file left behind
 
@@ -116,17 +115,15 @@ def test_compute_fid_pipeline_records_fid(stores, stand_in_weights):
     assert abs(same["fid"]) < 1e-3 * result["fid"]
 
 
-def test_fid_cli_json_and_error(stores, stand_in_weights, tmp_path):
-    cmd = [sys.executable, "-m", "robustscale", "data", "fid", str(stores / "b"),
-           "--reference", str(stores / "a"), "--device", "cpu", "--max-images", "24", "--json"]
-    ok = subprocess.run(cmd + ["--inception-weights", str(stand_in_weights)], capture_output=True,
-                        text=True, timeout=120)
+def test_fid_cli_json_and_error(stores, stand_in_weights, tmp_path, cli):
+    args = ["data", "fid", stores / "b", "--reference", stores / "a", "--device", "cpu", "--max-images", "24",
+            "--json"]
+    ok = cli(*args, "--inception-weights", stand_in_weights, timeout=120)
     assert ok.returncode == 0, ok.stderr
-    out = json.loads(ok.stdout)
+    out = ok.json
     assert out["fid"] > 0 and out["recorded"] is True
     assert open_store(stores / "b").fid == pytest.approx(out["fid"])
-    bad = subprocess.run(cmd + ["--inception-weights", str(tmp_path / "missing.pt")],
-                         capture_output=True, text=True, timeout=120)
+    bad = cli(*args, "--inception-weights", tmp_path / "missing.pt", timeout=120)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "inception weights not found" in bad.stderr

@@ -72,7 +72,8 @@ def test_state_from_other_data_is_refused(sources):
 
 def test_shard_store_source_without_repeats_across_resume(tmp_path, sources):
     """The same guarantee through C1's memory-mapped ShardStore (several shards)."""
-    from robustscale.data.store import convert, open_store
+    from robustscale.data.convert import convert
+    from robustscale.data.store import open_store
 
     real, _ = sources
     convert("fashion-mnist", tmp_path / "store", split="test", shard_size=3000)

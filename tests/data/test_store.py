@@ -4,14 +4,13 @@ ordered random reads, every corruption case as a clear error, and the CLI."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tracemalloc
 
 import numpy as np
 import pytest
 
-from robustscale.data.store import MANIFEST, ShardStore, convert, open_store, set_fid
+from robustscale.data.convert import convert
+from robustscale.data.store import MANIFEST, ShardStore, open_store, set_fid
 from robustscale.errors import RobustscaleError
 
 
@@ -164,9 +163,10 @@ def test_label_out_of_range_in_store(store):
     m["shards"][0]["labels_sha256"] = hashlib.sha256(
         (store / "labels-00000.npy").read_bytes()).hexdigest()
     (store / MANIFEST).write_text(json.dumps(m))
+    open_store(store)  # opening reads no labels: only sizes and the manifest
     with pytest.raises(RobustscaleError, match=r"labels-00000.npy: expected labels in \[0, 10\), "
                                                r"found 0..10"):
-        open_store(store)
+        open_store(store, verify=True)
 
 
 def test_convert_rejects_bad_inputs(tmp_path):
@@ -207,24 +207,27 @@ def test_set_fid_rewrites_manifest(store):
     assert open_store(store).fid == 2.48 and _manifest(store)["fid"] == 2.48
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "robustscale", "data", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+def test_verified_once_at_convert_and_recorded_by_verify(store):
+    stamp = _manifest(store)["verified"]
+    assert stamp and open_store(store).verified == stamp  # convert hashed every byte it wrote
+    checked = open_store(store, verify=True).verified
+    assert checked >= stamp and _manifest(store)["verified"] == checked  # recorded in the manifest
 
 
-def test_cli_convert_verify_json(tmp_path):
+def test_cli_convert_verify_json(tmp_path, cli):
     images, labels = _npz(tmp_path / "gen.npz", 300)
-    r = _cli("convert", tmp_path / "gen.npz", "--out", tmp_path / "s", "--name", "dg",
-             "--fid", "1.65", "--shard-size", "128", "--json")
+    r = cli("data", "convert", tmp_path / "gen.npz", "--out", tmp_path / "s", "--name", "dg",
+            "--fid", "1.65", "--shard-size", "128", "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"store": str(tmp_path / "s"), "name": "dg", "count": 300,
-                                    "shards": 3, "shape": [8, 8, 3], "num_classes": 10,
-                                    "fid": 1.65}
-    r = _cli("verify", tmp_path / "s", "--json")
-    assert r.returncode == 0 and json.loads(r.stdout)["ok"] is True
+    out = r.json
+    assert out.pop("verified") == _manifest(tmp_path / "s")["verified"]
+    assert out == {"store": str(tmp_path / "s"), "name": "dg", "count": 300, "shards": 3,
+                   "shape": [8, 8, 3], "num_classes": 10, "fid": 1.65}
+    r = cli("data", "verify", tmp_path / "s", "--json")
+    assert r.returncode == 0 and r.json["ok"] is True
     (tmp_path / "s" / "images-00002.npy").write_bytes(b"\x93NUMPY")
-    r = _cli("verify", tmp_path / "s", "--json")
+    r = cli("data", "verify", tmp_path / "s", "--json")
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.startswith("error: ") and "images-00002.npy" in r.stderr
-    r = _cli("convert", "fashion-mnist", "--split", "test", "--out", tmp_path / "fm", "--json")
+    r = cli("data", "convert", "fashion-mnist", "--split", "test", "--out", tmp_path / "fm", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["count"] == 10_000

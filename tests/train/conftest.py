@@ -31,7 +31,7 @@ def run_cli():
 @pytest.fixture(scope="session")
 def synthetic_store(tmp_path_factory):
     """A small shard store standing in for synthetic data: Fashion-MNIST's test split, 3 shards."""
-    from robustscale.data.store import convert
+    from robustscale.data.convert import convert
 
     out = tmp_path_factory.mktemp("stores") / "fm-test"
     convert("fashion-mnist", out, name="fm-test", fid=12.5, split="test", shard_size=4000)

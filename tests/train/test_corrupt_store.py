@@ -1,4 +1,8 @@
-"""Broken synthetic stores are refused before training starts (nothing written to the run dir)."""
+"""Broken synthetic stores are refused before training starts (nothing written to the run dir).
+
+Opening a store checks its manifest, files and byte sizes; same-size corruption (a flipped byte)
+is what `data verify` is for, as checksums are verified at convert and on request only.
+"""
 
 import shutil
 
@@ -14,23 +18,19 @@ def _config(out, store):
                        synthetic=[str(store)], eval_images=64)
 
 
-@pytest.mark.parametrize("damage,message", [("truncate", "images-00001"), ("flip", "checksum"),
-                                            ("labels", "labels")])
+@pytest.mark.parametrize("damage,message", [("truncate", r"images-00001.npy: truncated"),
+                                            ("missing", r"labels-00002.npy: missing shard file"),
+                                            ("dtype", r"labels-00000.npy: expected int64")])
 def test_broken_store_fails_before_training(tmp_path, synthetic_store, damage, message):
     store = tmp_path / "store"
     shutil.copytree(synthetic_store, store)
     if damage == "truncate":
         path = store / "images-00001.npy"
         path.write_bytes(path.read_bytes()[:-100])
-    elif damage == "flip":
-        path = store / "images-00002.npy"
-        data = bytearray(path.read_bytes())
-        data[-5] ^= 0xFF
-        path.write_bytes(bytes(data))
-    else:  # a label edited out of range: the labels file's checksum no longer matches
-        labels = np.load(store / "labels-00000.npy")
-        labels[3] = 42
-        np.save(store / "labels-00000.npy", labels)
+    elif damage == "missing":
+        (store / "labels-00002.npy").unlink()
+    else:
+        np.save(store / "labels-00000.npy", np.load(store / "labels-00000.npy").astype(np.int32))
     with pytest.raises(RobustscaleError, match=message):
         train(_config(tmp_path / "run", store), progress=False)
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())

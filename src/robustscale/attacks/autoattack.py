@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from robustscale.errors import RobustscaleError
-from robustscale.fileio import atomic_path, write_json
+from robustscale.fileio import write_json, write_npz
 
-CHUNK_SIZE = 500  # images per saved chunk: minutes of work lost at most on a kill
+CHUNK_SIZE = 500  # images per saved chunk (AutoAttack's and PGD's): minutes of work lost at most on a kill
 
 
 def run_chunks(folder: str | os.PathLike, n: int, chunk_size: int,
@@ -43,7 +43,7 @@ def run_chunks(folder: str | os.PathLike, n: int, chunk_size: int,
         if saved != settings:
             changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
             raise RobustscaleError(f"{folder}: holds chunks of another evaluation (differs in "
-                                   f"{', '.join(changed)}); use another --out or delete it")
+                                   f"{', '.join(changed)}); use another output folder or delete it")
     else:
         write_json(settings_file, settings)
     parts: list[dict[str, np.ndarray]] = []
@@ -53,9 +53,7 @@ def run_chunks(folder: str | os.PathLike, n: int, chunk_size: int,
         part = _load_chunk(path, stop - start) if path.exists() else None
         if part is None:
             part = attack_chunk(start, stop)
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, **part)
+            write_npz(path, **part)
         parts.append(part)
         if on_chunk is not None:
             on_chunk(stop - start)
@@ -63,7 +61,7 @@ def run_chunks(folder: str | os.PathLike, n: int, chunk_size: int,
 
 
 def _load_chunk(path: Path, length: int) -> dict[str, np.ndarray] | None:
-    """A saved chunk, or None when it does not hold `length` images (a different --n or chunking)."""
+    """A saved chunk, or None when it does not hold `length` images (a different image count or chunking)."""
     try:
         with np.load(path) as f:
             part = {k: f[k] for k in f.files}

@@ -1,7 +1,7 @@
 """L-inf PGD with random start on any per-sample loss: CW margin (the paper's), cross-entropy, TRADES KL.
 
 `pgd_attack` does not change the model's mode: callers put the model in eval mode for evaluation
-(`robust_accuracy` does) and choose for themselves during training.
+(`attacks.evaluation.robust_evaluation` does) and choose for themselves during training.
 """
 
 from __future__ import annotations
@@ -39,14 +39,15 @@ def pgd_attack(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, step_size
                ) -> torch.Tensor:
     """Maximise `loss(model(x_adv), y)` over the L-inf ball of radius eps around x, within [0, 1].
 
-    random_start: "uniform" (in the eps ball), "normal" (0.001 * N(0, 1), TRADES' start) or None.
-    For loss="kl", `y` is the clean softmax probabilities. Returns detached adversarial images.
+    random_start: "uniform" (in the eps ball: the reference's TRADES start and its PGD evaluation's),
+    "normal" (0.001 * N(0, 1), the original TRADES code's) or None. For loss="kl", `y` is the clean
+    softmax probabilities. Returns detached adversarial images.
     """
     loss_fn = LOSSES[loss] if isinstance(loss, str) else loss
     x = x.detach()
     if random_start == "uniform":
-        noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
-        delta = noise * eps
+        # uniform_(-eps, eps), as the reference draws it: the same generator state gives the same start
+        delta = torch.empty_like(x).uniform_(-eps, eps, generator=generator)
     elif random_start == "normal":
         delta = 0.001 * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     else:
@@ -61,26 +62,3 @@ def pgd_attack(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, step_size
         x_adv = x_adv.detach() + step_size * grad.sign()
         x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
     return x_adv.detach()
-
-
-@torch.no_grad()
-def _predict(model, x):
-    return model(x).argmax(1)
-
-
-def robust_accuracy(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 40,
-                    step_size: float | None = None, loss: str = "cw", batch_size: int = 256,
-                    generator: torch.Generator | None = None) -> tuple[float, float]:
-    """(clean accuracy, PGD robust accuracy) of `model` on (x, y), in eval mode, batched."""
-    was_training = model.training
-    model.eval()
-    step_size = step_size if step_size is not None else 2.5 * eps / steps  # Madry et al.'s rule
-    clean = robust = 0
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        clean += (_predict(model, xb) == yb).sum().item()
-        xa = pgd_attack(model, xb, yb, eps=eps, step_size=step_size, steps=steps, loss=loss,
-                        generator=generator)
-        robust += (_predict(model, xa) == yb).sum().item()
-    model.train(was_training)
-    return clean / len(x), robust / len(x)

@@ -17,10 +17,10 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="A smaller grid (tests, smoke checks)."),
     json_output: JsonOption = False,
 ) -> None:
-    """A real small scaling study: train a grid, collect, fit Approaches 1 and 2, write the report."""
+    """A real small scaling study: train a grid, collect, fit the law once, write the report and summary."""
     from robustscale.demo import format_summary, run_demo
 
-    summary = run_demo(out=out, preset=preset, data_dir=data_dir, quick=quick,
+    summary = run_demo(out=out, preset=preset, data_dir=data_dir, quick=quick, data_option="--data-dir",
                        log=lambda msg: print(msg, file=sys.stderr, flush=True))
     emit(summary, json_output, lambda s: print(format_summary(s)))
 

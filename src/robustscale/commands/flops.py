@@ -15,23 +15,22 @@ def flops(
     model: str = typer.Argument(..., help="Model name, e.g. wrn-70-16 (any wrn-DEPTH-WIDTH)."),
     data: str = typer.Option("cifar10", "--data", help="Dataset fixing the input shape: cifar10 or "
                              "fashion-mnist."),
+    mode: str = typer.Option("trades", "--mode", help="trades (27 forwards per sample) or standard (3)."),
     json_output: JsonOption = False,
 ) -> None:
-    """Parameters, forward FLOPs per image, training FLOPs per sample (27 forwards, App. B) and c
-    in FLOPs = c N D (paper: 7822). Counted on the meta device: any size costs no memory."""
-    import torch
-
+    """Parameters, forward FLOPs per image, training FLOPs per sample (App. B: 27 forwards for TRADES,
+    3 for standard training) and c in FLOPs = c N D (paper: 7822). Counted on the meta device: any
+    size costs no memory."""
+    from robustscale.data.datasets import dataset_info
     from robustscale.flops import flops_summary
-    from robustscale.models import create_model
 
-    with torch.device("meta"):
-        summary = flops_summary(create_model(model, dataset=data))
+    summary = flops_summary(model, dataset_info(data).shape, mode)
     summary["dataset"] = data
     emit(summary, json_output, _render)
 
 
 def _render(summary: dict) -> None:
-    table(f"{summary['model']} on {summary['dataset']}", [
+    table(f"{summary['model']} on {summary['dataset']} ({summary['mode']})", [
         ("params (N)", f"{summary['params']:,} ({summary['params'] / 1e6:.2f}M)"),
         ("forward FLOPs / image", f"{summary['forward_flops']:.4g}"),
         ("train FLOPs / sample", f"{summary['train_flops_per_sample']:.4g}"),

@@ -43,8 +43,11 @@ def runs_collect(
     json_output: JsonOption = False,
 ) -> None:
     """Write the observations table (one row per evaluation point) that `robustscale fit` reads."""
+    from robustscale.errors import RobustscaleError
     from robustscale.runs import collect
 
+    if out.suffix not in (".csv", ".parquet"):
+        raise RobustscaleError(f"--out: expected a .csv or .parquet path, got {out}")
     obs = collect(runs_dir, out, include_standard=include_standard)
     summary = {"out": str(out), "rows": len(obs), "runs": int(obs["run"].nunique()),
                "sources": sorted(obs["source"].unique().tolist())}

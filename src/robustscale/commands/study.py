@@ -8,6 +8,10 @@ from typing import Optional
 
 import typer
 
+from robustscale.commands.output import JsonOption, emit, table, warn
+from robustscale.human_study.config import (BATCH_SIZE, N_RATERS, VLM_MAX_TOKENS, VLM_TEMPERATURE,
+                                            VLM_TIMEOUT)
+
 study_app = typer.Typer(help="Human-validity study of adversarial images (paper §4, App. G).",
                         no_args_is_help=True)
 
@@ -15,10 +19,14 @@ DB_HELP = "SQLAlchemy URL (default: $ROBUSTSCALE_STUDY_DB or sqlite:///robustsca
 
 
 def _sessions(db: str | None):
-    from robustscale.study.config import Settings
-    from robustscale.study.db import make_engine, make_sessionmaker
+    from robustscale.human_study.config import Settings
+    from robustscale.human_study.db import make_engine, make_sessionmaker
 
     return make_sessionmaker(make_engine(Settings.from_env(db_url=db).db_url))
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.2f}%"
 
 
 @study_app.command()
@@ -28,24 +36,24 @@ def create(
     name: str = typer.Option(..., help="Name of the new study."),
     predictions: Optional[Path] = typer.Option(None, help=".npy/.npz of the model's predictions "
                                                "(default: 'predictions' in the adversarial npz)."),
-    batch_size: int = typer.Option(100, help="Images per batch (App. G.1: 100)."),
-    raters: int = typer.Option(3, help="Human raters per image (§4.1: 3)."),
+    no_predictions: bool = typer.Option(False, "--no-predictions", help="Import without the "
+                                        "model's predictions: every image is shown, deceptive/"
+                                        "ambiguous are left unknown."),
+    batch_size: int = typer.Option(BATCH_SIZE, help="Images per batch (App. G.1: 100)."),
+    raters: int = typer.Option(N_RATERS, help="Human raters per image (§4.1: 3)."),
     total: Optional[int] = typer.Option(None, help="Test images the attack ran on, if the files "
                                         "hold only the successful attacks (paper: 10000)."),
     db: Optional[str] = typer.Option(None, help=DB_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    json_output: JsonOption = False,
 ) -> None:
     """Import adversarial images and their clean versions into a new study."""
-    from robustscale.commands.output import print_json
-    from robustscale.study.service import create_study
+    from robustscale.human_study.images import create_study
 
     info = create_study(_sessions(db), name, adversarial, clean, predictions, batch_size, raters,
-                        total)
-    if json_output:
-        print_json(info)
-    else:
-        print(f"study {info['study']}: {info['images']} attacked images in {info['batches']} "
-              f"batches ({info['robust']} of {info['total']} robust)")
+                        total, require_predictions=not no_predictions)
+    emit(info, json_output, lambda i: print(
+        f"study {i['study']}: {i['images']} attacked images in {i['batches']} batches "
+        f"({i['robust']} of {i['total']} robust)"))
 
 
 @study_app.command("add-rater")
@@ -53,20 +61,31 @@ def add_rater_cmd(
     study: str = typer.Argument(..., help="Study name."),
     name: str = typer.Argument(..., help="Rater's name (shown to admins only)."),
     base_url: str = typer.Option("http://127.0.0.1:8000", help="Where `study serve` is reachable."),
-    days: Optional[float] = typer.Option(None, help="Link expires after this many days."),
+    days: Optional[float] = typer.Option(None, help="Link expires after this many days (> 0)."),
     db: Optional[str] = typer.Option(None, help=DB_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    json_output: JsonOption = False,
 ) -> None:
     """Add a human rater and print their personal link (its token is shown only once)."""
-    from robustscale.commands.output import print_json
-    from robustscale.study.service import add_rater
+    from robustscale.human_study.answers import add_rater
 
-    rater, token = add_rater(_sessions(db), study, name, days=days)
+    _, token = add_rater(_sessions(db), study, name, days=days)
     link = f"{base_url.rstrip('/')}/r/{token}"
-    if json_output:
-        print_json({"study": study, "rater": name, "token": token, "link": link})
-    else:
-        print(link)
+    emit({"study": study, "rater": name, "token": token, "link": link}, json_output,
+         lambda r: print(r["link"]))
+
+
+@study_app.command("revoke-rater")
+def revoke_rater_cmd(
+    study: str = typer.Argument(..., help="Study name."),
+    name: str = typer.Argument(..., help="Rater's name."),
+    db: Optional[str] = typer.Option(None, help=DB_HELP),
+    json_output: JsonOption = False,
+) -> None:
+    """End a rater's link now (their answers stay); a running server refuses it within seconds."""
+    from robustscale.human_study.answers import revoke_rater
+
+    emit(revoke_rater(_sessions(db), study, name), json_output,
+         lambda r: print(f"rater {r['rater']} of study {r['study']}: link revoked"))
 
 
 @study_app.command()
@@ -75,21 +94,22 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
     rate_limit: float = typer.Option(5.0, help="Answers per second per rater (burst 20)."),
+    max_body: Optional[int] = typer.Option(None, help="Largest request body in bytes "
+                                           "(default 65536); larger ones get 413 unread."),
 ) -> None:
     """Serve the rater pages, admin pages (/admin) and the quiz (/quiz/STUDY).
 
     The admin password is $ROBUSTSCALE_STUDY_ADMIN_TOKEN; without it one is made up and printed."""
+    import dataclasses
     import secrets
 
     import uvicorn
 
-    from robustscale.study.app import create_app
-    from robustscale.study.config import Settings
+    from robustscale.human_study.app import create_app
+    from robustscale.human_study.config import Settings
 
-    settings = Settings.from_env(db_url=db, rate_limit=rate_limit)
+    settings = Settings.from_env(db_url=db, rate_limit=rate_limit, max_body=max_body)
     if settings.admin_token is None:
-        import dataclasses
-
         settings = dataclasses.replace(settings, admin_token=secrets.token_urlsafe(16))
         print(f"admin token (this run only): {settings.admin_token}", file=sys.stderr)
     # keep-alive longer than a rater's pause between answers, so a reused connection is not
@@ -103,60 +123,82 @@ def export(
     study: str = typer.Argument(..., help="Study name."),
     out: Path = typer.Option(..., help="CSV file to write."),
     db: Optional[str] = typer.Option(None, help=DB_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    json_output: JsonOption = False,
 ) -> None:
-    """Write every answer of a study (with true labels and predictions) as CSV."""
-    from robustscale.commands.output import print_json
-    from robustscale.study.service import export_answers
+    """Write every answer of a study (with true labels, predictions, VLM replies) as CSV.
+
+    Text cells a spreadsheet would run as a formula are prefixed with a quote."""
+    from robustscale.human_study.results import export_answers
 
     n = export_answers(_sessions(db), study, out)
-    if json_output:
-        print_json({"study": study, "out": str(out), "answers": n})
-    else:
-        print(f"{n} answers -> {out}")
+    emit({"study": study, "out": str(out), "answers": n}, json_output,
+         lambda r: print(f"{r['answers']} answers -> {r['out']}"))
+
+
+@study_app.command("import-answers")
+def import_answers_cmd(
+    study: str = typer.Argument(..., help="Study name (created first with `study create`)."),
+    answers: Path = typer.Argument(..., help="CSV with the columns `study export` writes (at "
+                                   "least rater, index, phase, choice, confidence; kind: "
+                                   "human unless the row says vlm)."),
+    db: Optional[str] = typer.Option(None, help=DB_HELP),
+    json_output: JsonOption = False,
+) -> None:
+    """Add answers collected elsewhere (or exported before) to a study, all or nothing."""
+    from robustscale.human_study.results import import_answers
+
+    emit(import_answers(_sessions(db), study, answers), json_output, lambda r: print(
+        f"{r['answers']} answers imported into {r['study']} "
+        f"({len(r['raters_created'])} raters created)"))
+
+
+def _render_score(result: dict) -> None:
+    from robustscale.commands.output import console
+
+    t4 = result["table4"]
+    out = console()
+    dec = "unknown" if result["deceptive"] is None else result["deceptive"]
+    amb = "unknown" if result["ambiguous"] is None else result["ambiguous"]
+    out.print(f"{result['images']} attacked images: {result['valid']} valid, "
+              f"{result['invalid']} invalid ({dec} deceptive, {amb} ambiguous), "
+              f"{result['unrated']} unrated")
+    kappa = result["fleiss_kappa_adversarial"]
+    out.print(f"human accuracy: adversarial {_pct(result['human_adversarial_accuracy'])}, "
+              f"clean {_pct(result['human_clean_accuracy'])} "
+              f"({len(result['humans'])} raters with answers); Fleiss' kappa (adversarial) "
+              f"{'–' if kappa is None else f'{kappa:.3f}'}")
+    if result["vlm"] is not None:
+        out.print(f"VLM {result['vlm']['rater']}: adversarial "
+                  f"{_pct(result['vlm']['adversarial_accuracy'])}, all data "
+                  f"{_pct(result['vlm']['accuracy_all_data'])}")
+
+    def fig(key):
+        lo, hi = t4["bounds"][key]
+        return _pct(t4[key]) if t4[key] is not None else f"{_pct(lo)} – {_pct(hi)}"
+
+    table(f"study {result['study']}: Table 4 (all data | valid data)", [
+        ("Model", f"{fig('model_all_data')} | {fig('model_valid_data')}"),
+        ("Model + Avg Human", f"{fig('human_all_data')} | {fig('human_valid_data')}"),
+        ("Invalid counted as failed attacks", fig("model_invalid_as_robust"))])
+    out.print(f"rule: {result['rule']}", style="dim")
 
 
 @study_app.command()
 def score(
     study: str = typer.Argument(..., help="Study name."),
+    vlm: Optional[str] = typer.Option(None, help="VLM rater to score (default: the VLM with the "
+                                      "most answers)."),
     db: Optional[str] = typer.Option(None, help=DB_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    json_output: JsonOption = False,
 ) -> None:
     """Valid/invalid (deceptive, ambiguous) images, human accuracy, Table 4, Fleiss' kappa."""
-    from robustscale.commands.output import print_json
-    from robustscale.study.service import score_study_by_name
+    from robustscale.human_study.results import score_study
 
-    result = score_study_by_name(_sessions(db), study)
-    if json_output:
-        print_json(result)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    def pct(x):
-        return "–" if x is None else f"{100 * x:.2f}%"
-
-    kappa = result["fleiss_kappa_adversarial"]
-
-    t4 = result["table4"]
-    table = Table(title=f"study {study}: Table 4")
-    for col in ("Configuration", "All Data", "Valid Data"):
-        table.add_column(col)
-    table.add_row("Model", pct(t4["model_all_data"]), pct(t4["model_valid_data"]))
-    table.add_row("Model + Avg Human", pct(t4["human_all_data"]), pct(t4["human_valid_data"]))
-    console = Console()
-    console.print(f"{result['images']} attacked images: {result['valid']} valid, "
-                  f"{result['invalid']} invalid ({result['deceptive']} deceptive, "
-                  f"{result['ambiguous']} ambiguous)")
-    console.print(f"human accuracy: adversarial {pct(result['human_adversarial_accuracy'])}, "
-                  f"clean {pct(result['human_clean_accuracy'])}; Fleiss' kappa (adversarial) "
-                  f"{'–' if kappa is None else f'{kappa:.3f}'}")
-    if result["vlm"] is not None:
-        console.print(f"VLM {result['vlm']['rater']}: adversarial "
-                      f"{pct(result['vlm']['adversarial_accuracy'])}, all data "
-                      f"{pct(result['vlm']['accuracy_all_data'])}")
-    console.print(table)
-    console.print(f"invalid attacks counted as failed: {pct(t4['model_invalid_as_robust'])}")
+    result = score_study(_sessions(db), study, vlm)
+    if result["unrated"]:
+        warn(f"{result['unrated']} of {result['images']} images have no human answer yet: Table 4 "
+             "figures they could change are given as ranges")
+    emit(result, json_output, _render_score)
 
 
 @study_app.command("vlm-rate")
@@ -167,30 +209,30 @@ def vlm_rate_cmd(
     name: Optional[str] = typer.Option(None, help="Rater name (default: the model name)."),
     retries: int = typer.Option(5, help="Retries per image on 429/5xx/connection errors."),
     backoff: float = typer.Option(1.0, help="First retry delay in seconds (doubles each retry)."),
+    timeout: float = typer.Option(VLM_TIMEOUT, help="Seconds to wait for one reply."),
+    max_tokens: int = typer.Option(VLM_MAX_TOKENS, help="max_tokens of the request (Fig. 18: 3200)."),
+    temperature: float = typer.Option(VLM_TEMPERATURE, help="Sampling temperature (Fig. 18: 0)."),
     db: Optional[str] = typer.Option(None, help=DB_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    json_output: JsonOption = False,
 ) -> None:
-    """Rate the adversarial images with a VLM (App. G.2's prompt) as the 4th rater; resumable.
+    """Rate the adversarial images with a VLM (App. G.2's prompt and payload) as the 4th rater;
+    resumable. Exits with an error when no reply could be parsed.
 
     The API key is read from $ROBUSTSCALE_VLM_API_KEY, else $OPENAI_API_KEY (none: no header)."""
     import os
 
-    from rich.console import Console
-    from rich.progress import Progress
-
-    from robustscale.commands.output import print_json
-    from robustscale.study.vlm import API_KEY_ENVS, vlm_rate
+    from robustscale.human_study.vlm import API_KEY_ENVS, vlm_rate
 
     key = next((os.environ[e] for e in API_KEY_ENVS if os.environ.get(e)), None)
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task("VLM rating", total=None)
-        result = vlm_rate(_sessions(db), study, base_url, model, key, name, retries, backoff,
-                          on_image=lambda k, n: bar.update(task, completed=k, total=n))
-    if json_output:
-        print_json(result)
-    else:
-        print(f"{result['rated']} images rated by {result['rater']} "
-              f"({result['already_rated']} before, {result['unparsed']} unparsed replies)")
+    result = vlm_rate(_sessions(db), study, base_url, model, key, name, retries, backoff,
+                      timeout=timeout, max_tokens=max_tokens, temperature=temperature,
+                      progress=not json_output)
+    if result["unparsed"]:
+        warn(f"{result['unparsed']} replies did not end in '<class>, <confidence>' and were not "
+             f"recorded (first: {result['unparsed_replies'][0][-120:]!r})")
+    emit(result, json_output, lambda r: print(
+        f"{r['rated']} images rated by {r['rater']} ({r['already_rated']} before, "
+        f"{r['unparsed']} unparsed replies)"))
 
 
 def register(app: typer.Typer) -> None:

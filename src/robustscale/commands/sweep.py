@@ -10,22 +10,23 @@ from robustscale.commands.output import JsonOption, emit, sci
 
 
 def sweep(
-    study: Path = typer.Argument(..., help="Study file (.yaml/.yml/.toml)."),
+    sweep_file: Path = typer.Argument(..., metavar="SWEEP", help="Sweep file (.yaml/.yml/.toml)."),
     executor: str = typer.Option("local", "--executor", help="local | slurm"),
     max_parallel: int = typer.Option(1, "--max-parallel", help="Runs at once (local processes / Slurm array slots)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid with FLOPs and exit."),
     json_output: JsonOption = False,
 ) -> None:
-    """Run a study's grid of training runs locally or on Slurm; finished runs are skipped."""
+    """Run a sweep's grid of training runs locally or on Slurm; finished runs are skipped."""
     from rich.console import Console
 
-    from robustscale.sweep import load_study, plan, run_sweep
+    from robustscale.errors import RobustscaleError
+    from robustscale.sweep import load_sweep, plan, run_sweep
 
     err = Console(stderr=True)
-    spec = load_study(study)
+    spec = load_sweep(sweep_file)
     grid = plan(spec)
     if dry_run:
-        emit(grid, json_output, lambda g: _render_grid(study, g))
+        emit(grid, json_output, lambda g: _render_grid(sweep_file, g))
         return
 
     err.print(f"{len(grid['runs'])} runs, total {sci(grid['total_flops'])} FLOPs, "
@@ -38,7 +39,11 @@ def sweep(
             if state in ("finished", "failed", "skipped"):
                 advance()
 
-        result = run_sweep(spec, executor=executor, max_parallel=max_parallel, on_run=on_run)
+        try:
+            result = run_sweep(spec, executor=executor, max_parallel=max_parallel, on_run=on_run)
+        except RobustscaleError as e:  # the library names its parameters; say which flag set them
+            raise RobustscaleError(str(e).replace("executor:", "--executor:", 1)
+                                   .replace("max_parallel:", "--max-parallel:", 1)) from None
     emit({**result.asdict(), "total_flops": grid["total_flops"]}, json_output, lambda _: _render_result(result))
     if result.failed:
         raise typer.Exit(1)
@@ -48,16 +53,16 @@ def register(app: typer.Typer) -> None:
     app.command()(sweep)
 
 
-def _render_grid(study: Path, grid: dict) -> None:
+def _render_grid(sweep_file: Path, grid: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{study}: {len(grid['runs'])} runs -> {grid['out']}")
-    for col in ("run", "model", "params", "source", "samples", "mode", "FLOPs", "finished"):
+    table = Table(title=f"{sweep_file}: {len(grid['runs'])} runs -> {grid['out']}")
+    for col in ("run", "model", "params", "source", "samples", "mode", "tasks", "FLOPs", "finished"):
         table.add_column(col)
     for r in grid["runs"]:
         table.add_row(r["run"], r["model"], f"{r['params']:,}", r["source"], f"{r['samples']:,}", r["mode"],
-                      sci(r["flops"]), "yes" if r["finished"] else "")
+                      str(r["world_size"]), sci(r["flops"]), "yes" if r["finished"] else "")
     Console(width=max(140, Console().width)).print(table)
     print(f"total FLOPs {sci(grid['total_flops'])} (to run: {sci(grid['todo_flops'])})")
 

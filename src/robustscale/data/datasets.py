@@ -69,6 +69,36 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     return _load_cifar10(split, Path(data_dir) if data_dir else None)
 
 
+FASHION_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                       "t10k-labels-idx1-ubyte")
+FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
+
+
+def check_dataset(name: str, data_dir: str | os.PathLike | None = None, *, option: str = "data_dir") -> None:
+    """Fail fast, before any work, where a dataset's files are not on disk.
+
+    Only looks for the files (no reading), so a command can call it first and stop within a
+    second. `option` is how the caller's user names the folder (the CLI passes `--data-dir`).
+    CIFAR-10 without a folder is downloaded on first use, so only a given folder is checked.
+    """
+    dataset_info(name)
+    if name == "fashion-mnist":
+        folder = Path(data_dir) if data_dir else FASHION_MNIST_DIR
+        missing = [stem for stem in FASHION_MNIST_FILES
+                   if not (folder / f"{stem}.gz").is_file() and not (folder / stem).is_file()]
+        if missing:
+            raise RobustscaleError(
+                f"{option}: no Fashion-MNIST in {folder} (missing {missing[0]}[.gz]); install it with "
+                f"`sudo apt-get install {FASHION_MNIST_PACKAGE}` (Debian) or pass {option} a folder "
+                f"holding the four idx files")
+    elif data_dir is not None:
+        folder = Path(data_dir)
+        if not any((c / "test_batch").is_file() for c in (folder, folder / "cifar-10-batches-py")) \
+                and not (folder / "cifar-10-python.tar.gz").is_file():
+            raise RobustscaleError(f"{option}: no CIFAR-10 in {folder} (expected cifar-10-python.tar.gz or "
+                                   f"the cifar-10-batches-py folder)")
+
+
 def images_to_tensor(images: np.ndarray, device=None):
     """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [0, 1]."""
     import torch
@@ -103,7 +133,7 @@ def _find(folder: Path, stem: str) -> Path:
         if candidate.exists():
             return candidate
     raise RobustscaleError(f"{folder}: missing {stem}[.gz] (install the Debian package "
-                           f"dataset-fashion-mnist or pass --data-dir)")
+                           f"{FASHION_MNIST_PACKAGE} or pass data_dir)")
 
 
 def _load_fashion_mnist(split: str, folder: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from robustscale.data.store import _progress, open_store, set_fid
+from robustscale.data.store import open_store, set_fid
 from robustscale.errors import RobustscaleError
+from robustscale.progress import progress_bar
 
 INCEPTION_FILE = "inception-2015-12-05.pt"  # the name InceptionV3W loads from its folder
 FEATURE_DIM = 2048
@@ -110,7 +111,7 @@ def inception_weights(path: str | os.PathLike | None = None,
         os.replace(tmp, target)
     except OSError as e:
         raise RobustscaleError(f"inception weights: cannot download {url} ({e}); download it where "
-                               f"a network allows and pass --inception-weights PATH") from None
+                               f"a network allows and pass its path as inception_weights_path") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     return target
@@ -144,17 +145,16 @@ def inception_features(source, indices: np.ndarray, model, batch_size: int = 64,
     resize = build_resizer("clean")
     device = next(model.parameters()).device
     features = np.empty((len(indices), FEATURE_DIM), np.float64)
-    bar = _progress(progress, len(indices), f"inception features of {source.name}")
-    for start in range(0, len(indices), batch_size):
-        images, _ = source.read(indices[start:start + batch_size])
-        if images.shape[-1] == 1:  # grayscale (Fashion-MNIST): Inception wants RGB
-            images = np.repeat(images, 3, axis=-1)
-        x = np.stack([resize(image) for image in images])  # float32 (n, 299, 299, 3) in [0, 255]
-        with torch.no_grad():
-            f = model(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(device))
-        features[start:start + len(images)] = f.double().cpu().numpy()
-        bar.advance(len(images))
-    bar.close()
+    with progress_bar(len(indices), f"inception features of {source.name}", enabled=progress) as advance:
+        for start in range(0, len(indices), batch_size):
+            images, _ = source.read(indices[start:start + batch_size])
+            if images.shape[-1] == 1:  # grayscale (Fashion-MNIST): Inception wants RGB
+                images = np.repeat(images, 3, axis=-1)
+            x = np.stack([resize(image) for image in images])  # float32 (n, 299, 299, 3) in [0, 255]
+            with torch.no_grad():
+                f = model(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(device))
+            features[start:start + len(images)] = f.double().cpu().numpy()
+            advance(len(images))
     return features
 
 
@@ -182,7 +182,7 @@ def compute_fid(store: str | os.PathLike, reference: str | os.PathLike,
     -------
     {"store", "reference", "fid", "images", "reference_images", "recorded"}
     """
-    source, ref = open_store(store, verify=False), open_store(reference, verify=False)
+    source, ref = open_store(store), open_store(reference)
     if max_images < 2:
         raise RobustscaleError(f"max_images: expected >= 2, got {max_images}")
     model = load_inception(inception_weights(inception_weights_path), device)

@@ -7,11 +7,13 @@ reached a lower loss; log-space regressions give N* ∝ F^a, D* ∝ F^b and L* �
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 import pandas as pd
 
 from robustscale.errors import RobustscaleError
-from robustscale.laws.base import ScalingLaw
+from robustscale.laws.base import Interval, ScalingLaw
 from robustscale.laws.observations import load_observations, sources
 
 N_QUERY_FLOPS = 1000  # App. F.1: "a set F of 1000 logarithmically spaced values of training FLOPs"
@@ -55,21 +57,24 @@ def _power_law(x, y) -> tuple[float, float]:
 class Approach1(ScalingLaw):
     """Envelope regressions per source (App. F.1).
 
-    Parameters: source (fit only this source; None = every source with at least 2 runs),
-    n_flops (query budgets, 1000 in the paper).
+    Parameters (keyword-only, checked when `fit` starts): source (fit only this source; None =
+    every source with at least 2 runs), n_flops (query budgets, 1000 in the paper).
     Fitted: params_ {source: {fid, a, b, c, log_n0, log_d0, log_l0, n_points}} with
     N* = exp(log_n0)·F^a, D* = exp(log_d0)·F^b, L* = exp(log_l0)·F^c; a_, b_ ({source: value});
     envelopes_ ({source: DataFrame from `envelope`}); objective_ (sum of squared log residuals).
+    Approach 1 has no loss formula, so no trade-off (Eq 6) and no infinite-compute limit.
     """
 
     approach = 1
+    _parameter_constraints = {"source": [None, str], "n_flops": [Interval(Integral, 2, None)]}
 
-    def __init__(self, source: str | None = None, n_flops: int = N_QUERY_FLOPS):
+    def __init__(self, *, source: str | None = None, n_flops: int = N_QUERY_FLOPS):
         self.source = source
         self.n_flops = n_flops
 
     def fit(self, obs) -> "Approach1":
         """Fit to an observations table (path or DataFrame); returns self."""
+        self._validate_params()
         obs = load_observations(obs)
         names = [self.source] if self.source is not None else list(sources(obs))
         params, envelopes, sse = {}, {}, 0.0
@@ -97,9 +102,9 @@ class Approach1(ScalingLaw):
         self.a_ = {k: v["a"] for k, v in params.items()}
         self.b_ = {k: v["b"] for k, v in params.items()}
         self.n_obs_ = int(obs["source"].isin(list(params)).sum())
-        self.sources_ = sources(obs)
-        self.accuracy_ = self._fit_accuracy(obs, self.source)
-        self.bootstrap_ = None
+        self.diagnostics_ = self._fit_common(obs, self.source)
+        self.identified_ = {}
+        self.anchored_ = None
         return self
 
     def _load_extra(self, d: dict) -> None:
@@ -124,5 +129,6 @@ class Approach1(ScalingLaw):
         return (np.exp(p["log_n0"]) * f ** p["a"], np.exp(p["log_d0"]) * f ** p["b"], np.exp(p["log_l0"]) * f ** p["c"])
 
     def exponents(self, flops: float, fid: float = 0.0) -> tuple[float, float]:
+        """The envelope regressions' a, b of the source nearest in FID."""
         p = self.params_[self.source_for(fid)]
         return p["a"], p["b"]

@@ -9,10 +9,10 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
 from robustscale.errors import RobustscaleError
-from robustscale.laws.base import ScalingLaw
+from robustscale.laws.base import COMMON_CONSTRAINTS, ParametricLaw
+from robustscale.laws.guard import (EXPONENT_BOUNDS, LOG_COEFFICIENT_BOUNDS, bound_findings, design_findings,
+                                    identified, require_finite)
 from robustscale.laws.huber import grid, huber, multistart
-from robustscale.laws.observations import sources
-from robustscale.laws.optimal import FLOPS_PER_PARAM_SAMPLE
 
 # App. F.3.1 initialisation grid over (A, B, E, Q, α, β, κ, ε): 3·3·2·2·3·3·2·1 = 648 starts.
 # A, B, Q are optimised in log space (positive by construction).
@@ -60,20 +60,31 @@ def huber_objective(theta, log_n, log_d, fid, log_loss, delta):
     return v, np.where(bad[:, None] | ~np.isfinite(g), 0.0, g)
 
 
-class Approach3(ScalingLaw):
+class Approach3(ParametricLaw):
     """Eq 5 fitted to all sources at once with the App. F.3.1 grid; N*, D* numerically (App. F.3.2).
 
-    Parameters: huber_delta (δ = 1e-3, as Approach 2), exclude_small_runs (App. F.2.1/F.3.1 rule,
-    on by default). Fitted: params_ {A, B, E, Q, alpha, beta, kappa, epsilon}, objective_, n_obs_,
-    sources_, accuracy_. Note B enters as (B/D)^β, so B^β compares with Approach 2's B.
+    Parameters (keyword-only, checked when `fit` starts): huber_delta (δ = 1e-3, as Approach 2),
+    exclude_small_runs (App. F.2.1/F.3.1 rule, on by default), flops_per_param_sample (c in
+    FLOPs = c·N·D; None = measured from the observations), warm_start (start from the current
+    params_ instead of the grid: bootstrap refits).
+    Fitted: params_ {A, B, E, Q, alpha, beta, kappa, epsilon}, objective_, n_obs_, sources_,
+    accuracy_, flops_per_param_sample_, diagnostics_, identified_. Note B enters as (B/D)^β, so B^β
+    compares with Approach 2's B.
     """
 
     approach = 3
     PARAM_NAMES = ("A", "B", "E", "Q", "alpha", "beta", "kappa", "epsilon")
+    _parameter_constraints = {**COMMON_CONSTRAINTS, "warm_start": [bool]}
+    # (log A, log B, E, log Q, α, β, κ, ε): E ≥ 0 and α, β in the guard's range.
+    BOUNDS = np.array([LOG_COEFFICIENT_BOUNDS, LOG_COEFFICIENT_BOUNDS, (0.0, 100.0), LOG_COEFFICIENT_BOUNDS,
+                       EXPONENT_BOUNDS, EXPONENT_BOUNDS, (-10.0, 10.0), (-10.0, 10.0)])
 
-    def __init__(self, huber_delta: float = 1e-3, exclude_small_runs: bool = True):
+    def __init__(self, *, huber_delta: float = 1e-3, exclude_small_runs: bool = True,
+                 flops_per_param_sample: float | None = None, warm_start: bool = False):
         self.huber_delta = huber_delta
         self.exclude_small_runs = exclude_small_runs
+        self.flops_per_param_sample = flops_per_param_sample
+        self.warm_start = warm_start
 
     def fit(self, obs) -> "Approach3":
         """Fit to an observations table (path or DataFrame); returns self."""
@@ -82,16 +93,24 @@ class Approach3(ScalingLaw):
             raise RobustscaleError(f"observations: {len(runs)} run(s) left to fit Approach 3; need at least 2")
         ln, ld = np.log(runs["params"].to_numpy()), np.log(runs["samples"].to_numpy())
         fid, ll = runs["fid"].to_numpy(), np.log(runs["loss"].to_numpy())
-        starts = grid(*INIT_GRID)
-        starts[:, [0, 1, 3]] = np.log(starts[:, [0, 1, 3]])
-        theta, self.objective_ = multistart(lambda t, g: huber_objective(t, ln, ld, fid, ll, self.huber_delta), starts)
+        if self.warm_start and hasattr(self, "params_"):
+            p = self.params_
+            starts = np.array([[np.log(p["A"]), np.log(p["B"]), p["E"], np.log(p["Q"]), p["alpha"], p["beta"],
+                                p["kappa"], p["epsilon"]]])
+        else:
+            starts = grid(*INIT_GRID)
+            starts[:, [0, 1, 3]] = np.log(starts[:, [0, 1, 3]])
+        theta, self.objective_ = multistart(lambda t, g: huber_objective(t, ln, ld, fid, ll, self.huber_delta), starts,
+                                            bounds=self.BOUNDS)
         la, lb, e, lq, al, be, ka, ep = theta
         self.params_ = {"A": float(np.exp(la)), "B": float(np.exp(lb)), "E": float(e), "Q": float(np.exp(lq)),
                         "alpha": float(al), "beta": float(be), "kappa": float(ka), "epsilon": float(ep)}
+        require_finite(self.params_)
         self.n_obs_ = int(len(runs))
-        self.sources_ = sources(obs)
-        self.accuracy_ = self._fit_accuracy(obs, None)
-        self.bootstrap_ = None
+        flops = self._fit_common(obs, None)
+        self.anchored_ = None
+        self.diagnostics_ = bound_findings(self.params_) + design_findings(runs) + flops
+        self.identified_ = identified(self.PARAM_NAMES, self.diagnostics_)
         return self
 
     def predict_loss(self, n, d, fid=0.0):
@@ -108,7 +127,7 @@ class Approach3(ScalingLaw):
         return self.params_["E"] + np.log1p(fid) * self.params_["epsilon"]
 
     def optimum(self, flops, fid: float = 0.0):
-        """N*, D* minimising Eq 5 on FLOPs = 7822·N·D, found numerically (App. F.3.2 uses fsolve).
+        """N*, D* minimising Eq 5 on FLOPs = c·N·D, found numerically (App. F.3.2 uses fsolve).
 
         Returns: (n_star, d_star, loss); flops may be an array.
         """
@@ -118,7 +137,7 @@ class Approach3(ScalingLaw):
         return tuple(o if o.size > 1 else float(o[0]) for o in out)
 
     def _optimum_one(self, flops: float, fid: float):
-        c = flops / FLOPS_PER_PARAM_SAMPLE
+        c = flops / self.flops_per_param_sample_
 
         def loss(log_n):
             return float(self.predict_loss(np.exp(log_n), c / np.exp(log_n), fid))

@@ -1,29 +1,92 @@
-"""What every scaling-law estimator shares: fitted-state checks, planning, serialisation."""
+"""What every scaling-law estimator shares: declared parameters, fitted-state checks, planning,
+serialisation. `ParametricLaw` adds what only a loss formula L(N, D, FID) can do (Eq 6 trade-off)."""
 
 from __future__ import annotations
 
 import inspect
+from numbers import Integral, Real
 
 import numpy as np
 
 from robustscale.errors import RobustscaleError
 from robustscale.laws.accuracy import PAPER_ACCURACY, AccuracyRegression, fit_accuracy
-from robustscale.laws.observations import final_points, load_observations, small_run_mask
+from robustscale.laws.observations import (final_points, load_observations, observed_flops_per_param_sample,
+                                           small_run_mask)
 from robustscale.laws.optimal import FLOPS_PER_PARAM_SAMPLE
+
+# -- declared parameter constraints (scikit-learn's `_parameter_constraints` is the model) ----------
+
+
+class Interval:
+    """A number in [lo, hi] (None = unbounded); `open_lo` excludes lo."""
+
+    def __init__(self, kind: type, lo: float | None, hi: float | None, open_lo: bool = False):
+        self.kind, self.lo, self.hi, self.open_lo = kind, lo, hi, open_lo
+
+    def accepts(self, v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, self.kind) or not np.isfinite(v):
+            return False
+        above = self.lo is None or (v > self.lo if self.open_lo else v >= self.lo)
+        return above and (self.hi is None or v <= self.hi)
+
+    def __str__(self) -> str:
+        name = "an integer" if self.kind is Integral else "a number"
+        lo = "-inf" if self.lo is None else f"{self.lo:g}"
+        hi = "inf" if self.hi is None else f"{self.hi:g}"
+        return f"{name} in {'(' if self.open_lo or self.lo is None else '['}{lo}, {hi}{']' if self.hi is not None else ')'}"
+
+
+def _accepts(rule, v) -> bool:
+    if rule is None:
+        return v is None
+    if rule is bool:
+        return isinstance(v, bool)
+    if rule is str:
+        return isinstance(v, str)
+    if rule == "str list":
+        return isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v)
+    return rule.accepts(v)
+
+
+def _describe(rule) -> str:
+    if isinstance(rule, Interval):
+        return str(rule)
+    return {None: "None", bool: "a bool", str: "a string", "str list": "a list of source names"}[rule]
 
 
 class ScalingLaw:
-    """Base of Approach1/2/3: sklearn-style (`__init__` stores settings, `fit` sets `*_` attributes).
+    """Base of Approach1/2/3: sklearn-style (`__init__` stores keyword-only settings, `fit` checks
+    them against `_parameter_constraints` and sets `*_` attributes).
 
     Fitted attributes: params_ (dict), objective_, n_obs_, sources_ ({name: fid}), accuracy_
-    (AccuracyRegression), bootstrap_ (list of params dicts, or None).
+    (AccuracyRegression), flops_per_param_sample_, diagnostics_ (list of findings), identified_
+    ({param: bool}), anchored_ (None or {prior, reason, strength}), bootstrap_ (list of params dicts,
+    or None).
     """
 
     approach: int = 0
+    _parameter_constraints: dict[str, list] = {}
 
     def get_params(self) -> dict:
         """The constructor settings, as sklearn's get_params."""
         return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+
+    def set_params(self, **params) -> "ScalingLaw":
+        """Change settings, as sklearn's set_params (checked when `fit` next starts)."""
+        known = self.get_params()
+        for k, v in params.items():
+            if k not in known:
+                raise RobustscaleError(f"{k}: not a parameter of {type(self).__name__} (parameters: {', '.join(known)})")
+            setattr(self, k, v)
+        return self
+
+    def _validate_params(self) -> None:
+        """Raise RobustscaleError naming the first setting outside its declared constraints."""
+        for name, value in self.get_params().items():
+            rules = self._parameter_constraints[name]
+            if not any(_accepts(r, value) for r in rules):
+                allowed = " or ".join(_describe(r) for r in rules)
+                raise RobustscaleError(f"{name}: expected {allowed}, got {value!r}")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "params_"):
@@ -31,11 +94,30 @@ class ScalingLaw:
 
     def _fit_runs(self, obs):
         """(validated observations, each run's final point after App. F.2.1's optional exclusion)."""
+        self._validate_params()
         obs = load_observations(obs)
         runs = final_points(obs)
         if self.exclude_small_runs:
             runs = runs[~small_run_mask(runs)]
         return obs, runs
+
+    def _fit_common(self, obs, accuracy_source: str | None) -> list[dict]:
+        """The fitted attributes every approach sets the same way; returns the FLOPs-constant finding."""
+        from robustscale.laws.guard import flops_findings
+        from robustscale.laws.observations import sources
+
+        self.sources_ = sources(obs)
+        self.accuracy_ = self._fit_accuracy(obs, accuracy_source)
+        observed = observed_flops_per_param_sample(obs)
+        given = getattr(self, "flops_per_param_sample", None)
+        if given is not None:
+            self.flops_per_param_sample_ = float(given)
+        else:
+            self.flops_per_param_sample_ = observed if observed is not None else FLOPS_PER_PARAM_SAMPLE
+        self.observed_flops_per_param_sample_ = observed
+        self.max_flops_ = float(obs["flops"].max())
+        self.bootstrap_ = None
+        return flops_findings(observed) if given is None else []
 
     def _fit_accuracy(self, obs, source: str | None) -> AccuracyRegression:
         """Own loss->accuracy regression where the observations have accuracy, else the paper's."""
@@ -72,9 +154,10 @@ class ScalingLaw:
         """
         self._check_fitted()
         flops, fid = _positive(flops, "flops"), _nonnegative(fid, "fid")
-        n, d, loss = self.optimum(flops, fid)
-        e = self.irreducible_loss(fid)
-        a, b = self.exponents(flops, fid)
+        with np.errstate(all="ignore"):
+            n, d, loss = self.optimum(flops, fid)
+            e = self.irreducible_loss(fid)
+            a, b = self.exponents(flops, fid)
         return {
             "n_star": float(n), "d_star": float(d), "loss": float(loss),
             "accuracy": float(self.predict_accuracy(loss)),
@@ -83,26 +166,10 @@ class ScalingLaw:
             "flops": flops, "fid": fid, "a": a, "b": b,
         }
 
-    def tradeoff(self, flops: float, fid: float, omega_n: float) -> dict:
-        """§3.3.2: a model ω_N× the optimal size, the data multiple ω_D keeping the loss, the overhead.
-
-        Returns: dict with omega_n, omega_d, overhead (extra FLOPs as a fraction), n, d.
-        """
-        self._check_fitted()
-        flops, fid, omega_n = _positive(flops, "flops"), _nonnegative(fid, "fid"), _positive(omega_n, "omega_n")
-        n_star, d_star, loss = self.optimum(flops, fid)
-        w_d = float(self._omega_d(omega_n, n_star, d_star, loss, fid))
-        if not np.isfinite(w_d):
-            raise RobustscaleError(f"omega_n: {omega_n:g} is too small; no dataset size reaches the optimal loss {loss:.4f}")
-        return {"omega_n": omega_n, "omega_d": w_d, "overhead": omega_n * w_d - 1.0,
-                "n": omega_n * n_star, "d": w_d * d_star, "flops": flops, "fid": fid}
-
-    def _omega_d(self, omega_n, n_star, d_star, loss, fid):
-        raise RobustscaleError(f"approach {self.approach}: the trade-off needs a parametric law (approach 2 or 3)")
-
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """The law.json content: approach, params, objective, n_obs, settings, sources, accuracy."""
+        """The law.json content: approach, params, objective, n_obs, settings, sources, accuracy,
+        flops_per_param_sample, diagnostics, identified, anchored (and bootstrap samples)."""
         self._check_fitted()
         d = {
             "approach": self.approach,
@@ -112,7 +179,11 @@ class ScalingLaw:
             "settings": self.get_params(),
             "sources": self.sources_,
             "accuracy": self.accuracy_.to_dict(),
-            "flops_per_param_sample": FLOPS_PER_PARAM_SAMPLE,
+            "flops_per_param_sample": self.flops_per_param_sample_,
+            "max_flops": getattr(self, "max_flops_", None),
+            "diagnostics": list(getattr(self, "diagnostics_", [])),
+            "identified": dict(getattr(self, "identified_", {})),
+            "anchored": getattr(self, "anchored_", None),
         }
         d.update(self._extra_dict())
         if getattr(self, "bootstrap_", None):
@@ -130,7 +201,12 @@ class ScalingLaw:
         est.n_obs_ = d.get("n_obs")
         est.sources_ = dict(d.get("sources", {}))
         est.accuracy_ = AccuracyRegression.from_dict(d["accuracy"]) if d.get("accuracy") else PAPER_ACCURACY
-        est.bootstrap_ = d.get("bootstrap", {}).get("samples")
+        est.flops_per_param_sample_ = float(d.get("flops_per_param_sample") or FLOPS_PER_PARAM_SAMPLE)
+        est.max_flops_ = d.get("max_flops")
+        est.diagnostics_ = list(d.get("diagnostics") or [])
+        est.identified_ = dict(d.get("identified") or {})
+        est.anchored_ = d.get("anchored")
+        est.bootstrap_ = (d.get("bootstrap") or {}).get("samples")
         est._load_extra(d)
         return est
 
@@ -145,6 +221,25 @@ class ScalingLaw:
         return type(self).from_dict(d)
 
 
+class ParametricLaw(ScalingLaw):
+    """A law with a loss formula L(N, D, FID) (Approaches 2, 3): adds the Eq 6 trade-off."""
+
+    def tradeoff(self, flops: float, fid: float, omega_n: float) -> dict:
+        """§3.3.2: a model ω_N× the optimal size, the data multiple ω_D keeping the loss, the overhead.
+
+        Returns: dict with omega_n, omega_d, overhead (extra FLOPs as a fraction), n, d, flops, fid.
+        """
+        self._check_fitted()
+        flops, fid, omega_n = _positive(flops, "flops"), _nonnegative(fid, "fid"), _positive(omega_n, "omega_n")
+        with np.errstate(all="ignore"):
+            n_star, d_star, loss = self.optimum(flops, fid)
+            w_d = float(self._omega_d(omega_n, n_star, d_star, loss, fid))
+        if not np.isfinite(w_d):
+            raise RobustscaleError(f"omega_n: {omega_n:g} is too small; no dataset size reaches the optimal loss {loss:.4f}")
+        return {"omega_n": omega_n, "omega_d": w_d, "overhead": omega_n * w_d - 1.0,
+                "n": omega_n * n_star, "d": w_d * d_star, "flops": flops, "fid": fid}
+
+
 def _positive(x, name: str) -> float:
     x = float(x)
     if not np.isfinite(x) or x <= 0:
@@ -157,3 +252,11 @@ def _nonnegative(x, name: str) -> float:
     if not np.isfinite(x) or x < 0:
         raise RobustscaleError(f"{name}: expected a number >= 0, got {x:g}")
     return x
+
+
+# Shared constraint rows: every approach declares these the same way.
+COMMON_CONSTRAINTS = {
+    "huber_delta": [Interval(Real, 0, None, open_lo=True)],
+    "exclude_small_runs": [bool],
+    "flops_per_param_sample": [None, Interval(Real, 0, None, open_lo=True)],
+}

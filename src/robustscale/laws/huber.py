@@ -11,6 +11,7 @@ with scipy's L-BFGS-B to full precision. bench/bench_laws.py compares with the n
 from __future__ import annotations
 
 import itertools
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -34,12 +35,15 @@ def grid(*axes) -> np.ndarray:
 
 
 def batched_lbfgs(fg: ObjectiveGrad, x0: np.ndarray, max_iter: int = 200, memory: int = 10,
-                  ftol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+                  ftol: float = 1e-10, bounds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Minimise every row of x0 with L-BFGS (two-loop recursion, Armijo backtracking), in lockstep.
 
-    Returns: (x (S, P), f (S,)) at the end; rows stop moving once their decrease is below ftol.
+    bounds (P, 2) box: trial points are projected onto it (a projected search; the scipy polish
+    in `multistart` makes the end point exact). Returns: (x (S, P), f (S,)) at the end; rows stop
+    moving once their decrease is below ftol.
     """
-    x = x0.astype(float).copy()
+    lo, hi = (None, None) if bounds is None else (bounds[:, 0], bounds[:, 1])
+    x = x0.astype(float).copy() if bounds is None else np.clip(x0.astype(float), lo, hi)
     f, g = fg(x, True)
     s_hist: list[np.ndarray] = []
     y_hist: list[np.ndarray] = []
@@ -78,8 +82,11 @@ def batched_lbfgs(fg: ObjectiveGrad, x0: np.ndarray, max_iter: int = 200, memory
             if not pending.any():
                 break
             xt = x[pending] + step[pending, None] * d[pending]
+            if bounds is not None:
+                xt = np.clip(xt, lo, hi)
             ft, _ = fg(xt, False)
-            ok = np.isfinite(ft) & (ft <= f[pending] + 1e-4 * step[pending] * slope[pending])
+            decrease_wanted = 1e-4 * np.einsum("ij,ij->i", g[pending], xt - x[pending])
+            ok = np.isfinite(ft) & (ft <= f[pending] + np.minimum(decrease_wanted, 0.0)) & (ft < f[pending])
             idx = np.flatnonzero(pending)
             x_new[idx[ok]] = xt[ok]
             f_new[idx[ok]] = ft[ok]
@@ -107,17 +114,25 @@ def batched_lbfgs(fg: ObjectiveGrad, x0: np.ndarray, max_iter: int = 200, memory
 
 
 def multistart(fg: ObjectiveGrad, starts: np.ndarray, prune_after: int = 5, keep: int = 64,
-               max_iter: int = 120, polish: int = 2) -> tuple[np.ndarray, float]:
+               max_iter: int = 120, polish: int = 2, bounds: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Best minimum over a grid of starts: batched L-BFGS, pruning, then scipy polish of the best.
 
     Parameters: fg (vectorised objective and gradient), starts (S, P), prune_after (iterations all
     starts get), keep (starts kept after pruning), max_iter (further iterations for those),
-    polish (best distinct minima refined with scipy L-BFGS-B and analytic gradients).
-    Returns: (theta (P,), objective).
+    polish (best distinct minima refined with scipy L-BFGS-B and analytic gradients), bounds
+    ((P, 2) box for every parameter, or None).
+    Returns: (theta (P,), objective). Overflow on the way (a start far from the data) is expected
+    and silenced: it marks that start invalid, it is not the user's concern.
     """
-    x, f = batched_lbfgs(fg, starts, max_iter=prune_after)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _multistart(fg, starts, prune_after, keep, max_iter, polish, bounds)
+
+
+def _multistart(fg, starts, prune_after, keep, max_iter, polish, bounds):
+    x, f = batched_lbfgs(fg, starts, max_iter=prune_after, bounds=bounds)
     order = np.argsort(np.where(np.isfinite(f), f, np.inf))[:keep]
-    x, f = batched_lbfgs(fg, x[order], max_iter=max_iter)
+    x, f = batched_lbfgs(fg, x[order], max_iter=max_iter, bounds=bounds)
     order = np.argsort(np.where(np.isfinite(f), f, np.inf))
     best_x, best_f = x[order[0]], float(f[order[0]])
 
@@ -132,7 +147,7 @@ def multistart(fg: ObjectiveGrad, starts: np.ndarray, prune_after: int = 5, keep
         if any(np.allclose(x[i], s, atol=1e-4) for s in seen):
             continue
         seen.append(x[i])
-        res = minimize(single, x[i], jac=True, method="L-BFGS-B",
+        res = minimize(single, x[i], jac=True, method="L-BFGS-B", bounds=None if bounds is None else bounds.tolist(),
                        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 20})
         if res.fun < best_f:
             best_x, best_f = res.x, float(res.fun)

@@ -98,3 +98,13 @@ def small_run_mask(runs: pd.DataFrame) -> np.ndarray:
 def sources(obs: pd.DataFrame) -> dict[str, float]:
     """{source name: FID} in order of first appearance."""
     return {str(s): float(f) for s, f in obs.groupby("source", sort=False)["fid"].first().items()}
+
+
+def observed_flops_per_param_sample(obs: pd.DataFrame) -> float | None:
+    """c in FLOPs = c·N·D as the observations report it: flops / (params·samples) per evaluation,
+    median within each run, median over runs (None if that is not a positive number).
+    """
+    ratio = obs["flops"] / (obs["params"] * obs["samples"])
+    per_run = ratio.groupby(obs["run"]).median()
+    value = float(per_run.median())
+    return value if np.isfinite(value) and value > 0 else None

@@ -15,7 +15,6 @@ import pandas as pd
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import atomic_path
 from robustscale.laws.observations import final_points, load_observations
-from robustscale.laws.optimal import FLOPS_PER_PARAM_SAMPLE
 
 
 def _figure(ncols: int, width: float = 4.2):
@@ -36,9 +35,11 @@ def _save(fig, out) -> Path:
         plt.close(fig)
         raise RobustscaleError(f"{out}: expected a .png or .svg output file")
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=out.suffix[1:], dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_path(out, make_parents=False) as tmp:
+            fig.savefig(tmp, format=out.suffix[1:], dpi=120)
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -77,7 +78,7 @@ def plot_isoflop(obs: pd.DataFrame | str | os.PathLike, law, out, fid: float | N
     flops = np.geomspace(obs["flops"].min() / 10, obs["flops"].max() * 100, 80)
     n_grid = np.geomspace(obs["params"].min() / 10, obs["params"].max() * 10, 80)
     F, N = np.meshgrid(flops, n_grid)
-    L = law.predict_loss(N, F / (FLOPS_PER_PARAM_SAMPLE * N), fid)
+    L = law.predict_loss(N, F / (law.flops_per_param_sample_ * N), fid)
     cs = ax1.contourf(F, N, np.log(L), levels=20, cmap="viridis")
     fig.colorbar(cs, ax=ax1, label="log loss")
     n_star = np.atleast_1d(law.optimum(flops, fid)[0])
@@ -121,7 +122,7 @@ def plot_envelope(obs: pd.DataFrame | str | os.PathLike, out, law=None, source: 
     return _save(fig, out)
 
 
-def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18, 1e28), metric: str = "accuracy") -> Path:
+def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18, 1e30), metric: str = "accuracy") -> Path:
     """Fig. 1: predicted compute-optimal robust accuracy (or loss) against FLOPs, per FID.
 
     Parameters: law (fitted Approach 1, 2 or 3), out (.png/.svg), fid (one FID or several),
@@ -135,7 +136,8 @@ def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18
     fig, (ax,) = _figure(1, 5.5)
     colors = _colors(fids)
     for x in fids:
-        loss = np.array([law.optimum(f, x)[2] for f in flops], dtype=float)
+        with np.errstate(all="ignore"):
+            loss = np.array([law.optimum(f, x)[2] for f in flops], dtype=float)
         y = law.predict_accuracy(loss) if metric == "accuracy" else loss
         ax.plot(flops, 100 * y if metric == "accuracy" else y, color=colors[x], label=f"FID={x:g}")
         limit = law.irreducible_loss(x)
@@ -155,6 +157,8 @@ def plot_tradeoff(law, out, flops: float, fid: float = 0.0, omega_range: tuple[f
     Parameters: law (fitted Approach 2 or 3), out (.png/.svg), flops (budget defining N*, D*),
     fid, omega_range (ω_N span; sizes needing infinite data are left out).
     """
+    if not hasattr(law, "tradeoff"):
+        raise RobustscaleError(f"law: approach {law.approach} has no loss formula; the trade-off needs approach 2 or 3")
     omegas = np.geomspace(*omega_range, 60)
     pts = []
     for w in omegas:

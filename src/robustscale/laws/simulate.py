@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from robustscale.laws.optimal import FLOPS_PER_PARAM_SAMPLE
 from robustscale.laws.presets import TABLE1_SOURCES
 
 # Table 2: WideResNet depth-width and parameter counts.
@@ -48,6 +47,6 @@ def simulate(law, seed: int = 0, noise: float = 0.01, points_per_run: int = 5,
                 acc = law.predict_accuracy(clean) + noise * rng.standard_normal(len(fractions))
                 for s, lo, ac, fr in zip(samples, loss, acc, fractions):
                     rows.append((f"{source}/{model}/{size / 1e6:g}M", source, fid, model, n, s,
-                                 FLOPS_PER_PARAM_SAMPLE * n * s, lo, float(np.clip(ac, 0, 1)), fr))
+                                 law.flops_per_param_sample_ * n * s, lo, float(np.clip(ac, 0, 1)), fr))
     return pd.DataFrame(rows, columns=["run", "source", "fid", "model", "params", "samples", "flops",
                                        "loss", "accuracy", "train_fraction"])

@@ -1,7 +1,8 @@
 """Weights as safetensors with a small JSON config beside them, so a file alone rebuilds its model.
 
 `save_model(model, "run/model")` writes `run/model.safetensors` and `run/model.json`;
-`load_model("run/model")` (or either file's path) reads them back.
+`load_model("run/model")` (or either file's path) reads them back. A `.pt`/`.pth` file is read as
+the paper's format instead (a DeepMind-style WRN state dict, see `models/robustbench.py`).
 """
 
 from __future__ import annotations
@@ -37,13 +38,23 @@ def save_model(model, path: str | os.PathLike, metadata: dict[str, Any] | None =
     return stem.with_suffix(".safetensors")
 
 
-def load_model(path: str | os.PathLike, map_location: str = "cpu"):
-    """Rebuild a WideResNet from `<stem>.json` and load `<stem>.safetensors` into it."""
+def load_model(path: str | os.PathLike, map_location: str = "cpu", *, arch: str | None = None,
+               mean=None, std=None, image_size: int | None = None):
+    """Rebuild a WideResNet from `<stem>.json` and load `<stem>.safetensors` into it, or read a state dict.
+
+    arch ("wrn-28-10"), when given, must match the weights; mean/std override the input normalisation
+    (default: the file's, for a state dict without one RobustBench's CIFAR-10 statistics);
+    image_size sets the input size a state dict's model reports (default 32).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from robustscale.models.robustbench import is_state_dict_file, load_state_dict_model
     from robustscale.models.wideresnet import WideResNet, WRNConfig
 
+    if is_state_dict_file(path):
+        model = load_state_dict_model(path, arch=arch, mean=mean, std=std, image_size=image_size or 32)
+        return model.to(map_location)
     stem = checkpoint_stem(path)
     weights, config_file = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     for f in (weights, config_file):
@@ -53,6 +64,14 @@ def load_model(path: str | os.PathLike, map_location: str = "cpu"):
         config = WRNConfig(**json.loads(config_file.read_text())["config"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise RobustscaleError(f"{config_file}: not a robustscale model config ({e})") from None
+    if arch is not None and arch.strip().lower() != config.name:
+        raise RobustscaleError(f"arch: {config_file} describes a {config.name}, not {arch}")
+    if mean is not None or std is not None:
+        try:
+            config = dataclasses.replace(config, mean=tuple(mean if mean is not None else config.mean),
+                                         std=tuple(std if std is not None else config.std))
+        except ValueError as e:
+            raise RobustscaleError(f"mean/std: {e}") from None
     try:
         state = load_file(str(weights), device=map_location)
     except (SafetensorError, OSError, ValueError) as e:

@@ -1,9 +1,19 @@
-"""WideResNet of the paper (Table 2): pre-activation blocks, SiLU, input normalisation inside.
+"""WideResNet of the paper (Table 2): the DeepMind-style pre-activation WRN with SiLU, input normalisation inside.
 
 The model takes images in [0, 1] and normalises them itself, so attacks and the human study
-work in pixel space. Layout follows Zagoruyko & Komodakis (2016) as used by DeepMind's robust
-training code: a 3x3 stem of 16 channels, three groups of (depth - 4) / 6 pre-activation blocks
-with widths 16k, 32k, 64k and strides 1, 2, 2, then BN-SiLU, global average pool and a linear head.
+work in pixel space. It is the same function, with the same parameter names and shapes, as the
+paper's training code (bbartoldson/Adversarial-Robustness-Limits, `core/models/wideresnetwithswish.py`,
+itself DeepMind's `model_zoo.py`) and RobustBench's `DMWideResNet`, so the paper's checkpoints load
+as they are: a 3x3 stem of 16 channels (`init_conv`), three groups (`layer.G.block.B`) of
+(depth - 4) / 6 pre-activation blocks with widths 16k, 32k, 64k and strides 1, 2, 2, then
+BN-SiLU (`batchnorm`), global average pool and a linear head (`logits`).
+
+Matching the reference to float rounding needs three details:
+- stride-2 convolutions pad like TensorFlow's "SAME": nothing on the top/left, one row/column on
+  the bottom/right (symmetric padding shifts every later feature map by one pixel);
+- BatchNorm momentum 0.01 (the trainer raises it to 1.0 for the first step, see `set_bn_momentum`);
+- the reference pools with a fixed 8x8 window, i.e. globally at 32x32; we pool over the whole map,
+  which is the same operation there and also works for 28x28 Fashion-MNIST.
 """
 
 from __future__ import annotations
@@ -13,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+BN_MOMENTUM = 0.01  # reference: nn.BatchNorm2d(..., momentum=0.01) in every layer (Haiku's decay 0.99)
+
 
 @dataclasses.dataclass
 class WRNConfig:
@@ -21,7 +33,7 @@ class WRNConfig:
     num_classes: int = 10
     in_channels: int = 3
     image_size: int = 32
-    # CIFAR-10 statistics by default; the registry swaps in the dataset's own.
+    # CIFAR-10 statistics by default (RobustBench's and the reference's); the registry swaps in the dataset's own.
     mean: tuple[float, ...] = (0.4914, 0.4822, 0.4465)
     std: tuple[float, ...] = (0.2471, 0.2435, 0.2616)
 
@@ -40,31 +52,36 @@ class WRNConfig:
 
 
 class Block(nn.Module):
-    """Pre-activation residual block: BN-SiLU-conv3x3-BN-SiLU-conv3x3 (+ 1x1 shortcut on shape change)."""
+    """Pre-activation residual block: BN-SiLU-conv3x3-BN-SiLU-conv3x3 (+ 1x1 shortcut on a width change)."""
 
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(c_in)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.shortcut = None
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False)
+        self.stride = stride
+        self.batchnorm_0 = nn.BatchNorm2d(c_in, momentum=BN_MOMENTUM)
+        # stride 2: SAME padding is added in forward (0 before, 1 after), so the conv itself pads nothing
+        self.conv_0 = nn.Conv2d(c_in, c_out, 3, stride, 1 if stride == 1 else 0, bias=False)
+        self.batchnorm_1 = nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM)
+        self.conv_1 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        # every stride-2 block also changes the width, so this is the reference's `in_planes != out_planes`
+        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False) if c_in != c_out else None
 
     def forward(self, x):
-        o = F.silu(self.bn1(x))
-        # the shortcut sees the pre-activated input, as in pre-activation ResNets
+        o = F.silu(self.batchnorm_0(x))
+        # the shortcut sees the pre-activated input, the identity the raw one (pre-activation ResNets)
         skip = x if self.shortcut is None else self.shortcut(o)
-        o = self.conv1(o)
-        o = self.conv2(F.silu(self.bn2(o)))
+        o = self.conv_0(o if self.stride == 1 else F.pad(o, (0, 1, 0, 1)))
+        o = self.conv_1(F.silu(self.batchnorm_1(o)))
         return o + skip
 
 
-class Group(nn.Sequential):
+class Group(nn.Module):
     def __init__(self, n_blocks: int, c_in: int, c_out: int, stride: int):
-        super().__init__(*[Block(c_in if i == 0 else c_out, c_out, stride if i == 0 else 1)
-                           for i in range(n_blocks)])
+        super().__init__()
+        self.block = nn.Sequential(*[Block(c_in if i == 0 else c_out, c_out, stride if i == 0 else 1)
+                                     for i in range(n_blocks)])
+
+    def forward(self, x):
+        return self.block(x)
 
 
 class WideResNet(nn.Module):
@@ -73,19 +90,21 @@ class WideResNet(nn.Module):
         self.config = config
         n = (config.depth - 4) // 6
         widths = [16, 16 * config.width, 32 * config.width, 64 * config.width]
+        # not in the state dict, as in the reference, whose checkpoints carry no normalisation
         self.register_buffer("mean", torch.tensor(config.mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, -1, 1, 1), persistent=False)
-        self.stem = nn.Conv2d(config.in_channels, widths[0], 3, 1, 1, bias=False)
-        self.groups = nn.Sequential(
+        self.init_conv = nn.Conv2d(config.in_channels, widths[0], 3, 1, 1, bias=False)
+        self.layer = nn.Sequential(
             Group(n, widths[0], widths[1], 1),
             Group(n, widths[1], widths[2], 2),
             Group(n, widths[2], widths[3], 2),
         )
-        self.bn = nn.BatchNorm2d(widths[3])
-        self.head = nn.Linear(widths[3], config.num_classes)
+        self.batchnorm = nn.BatchNorm2d(widths[3], momentum=BN_MOMENTUM)
+        self.logits = nn.Linear(widths[3], config.num_classes)
         self._init_weights()
 
     def _init_weights(self):
+        # the reference's init: conv weights N(0, 2 / (k * k * c_out)), BN (1, 0), linear bias 0
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -98,10 +117,12 @@ class WideResNet(nn.Module):
     def forward(self, x):
         """x: images in [0, 1], shape (B, C, H, W). Returns logits (B, num_classes)."""
         x = (x - self.mean) / self.std
-        x = self.groups(self.stem(x))
-        x = F.silu(self.bn(x))
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.head(x)
+        x = self.layer(self.init_conv(x))
+        x = F.silu(self.batchnorm(x))
+        # a window the size of the map: global pooling at any size, and at 32x32 inputs (8x8 maps) the
+        # reference's avg_pool2d(8) itself (adaptive_avg_pool2d rounds differently)
+        x = F.avg_pool2d(x, tuple(x.shape[-2:])).flatten(1)
+        return self.logits(x)
 
     def get_num_params(self) -> int:
         """N of the scaling laws: every trainable parameter (Table 2 counts)."""
@@ -110,3 +131,11 @@ class WideResNet(nn.Module):
     def input_shape(self) -> tuple[int, int, int]:
         c = self.config
         return (c.in_channels, c.image_size, c.image_size)
+
+
+def set_bn_momentum(model: nn.Module, momentum: float) -> None:
+    """Set every BatchNorm's momentum. The reference sets 1.0 for the first training step, so the running
+    statistics start as the first batch's (as Haiku initialises them), then 0.01 (`watrain.py`, `train`)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum

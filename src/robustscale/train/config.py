@@ -1,20 +1,32 @@
 """TrainConfig: every knob of a training run in one visible place, defaults from the paper.
 
+Where the paper leaves a setting open the default is the paper's own training code
+(bbartoldson/Adversarial-Robustness-Limits: `configs/defaults.json`, `gowal21uncovering/utils/
+watrain.py` and `trades.py`), cited per field as "reference". One deliberate difference: the clean
+forward that gives TRADES' attack its target is reused in the loss (26 forward-equivalents per
+sample instead of the reference's 27; the same loss, see `attacks.trades.trades_loss`); FLOPs are
+still counted as App. B's 27 so that budgets compare with the paper's.
+
 `TrainConfig.from_dict(d)` validates (RobustscaleError naming the field); `resolved()` fills the
 budget-dependent values (batch size, learning rate, eps, evaluation cadence) so that config.json
-records exactly what ran.
+records exactly what ran; `TrainConfig.for_resume(out, **changes)` rebuilds a run's config to continue it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import re
+from pathlib import Path
 from typing import Any
 
+from robustscale.data.sampler import REAL_FRACTION
 from robustscale.errors import RobustscaleError
 
 MODES = ("trades", "standard")
+ATTACK_STARTS = ("uniform", "normal")
 DATASET_NAMES = ("cifar10", "fashion-mnist")
 EVALUATIONS_PER_RUN = 10  # default cadence when eval_every is not given: 10 points per learning curve
 _SAMPLES = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbg]?)\s*$", re.IGNORECASE)
@@ -53,20 +65,34 @@ class TrainConfig:
     out: str  # run directory
     data_dir: str | None = None
     synthetic: list[str] = dataclasses.field(default_factory=list)  # shard stores (data/store.py)
-    real_fraction: float = 1 / 8  # share of real images per batch when synthetic data is given (1 : 7)
+    # share of real images per batch when synthetic data is given; 0 = synthetic only, as the paper's
+    # scaling-law runs (App. E; reference `example_run_for_scaling_laws.json`: unsup_fraction 1). The
+    # held-out evaluation always uses real images.
+    real_fraction: float = REAL_FRACTION
     mode: str = "trades"  # "standard" = plain cross-entropy training, everything else the same
     batch_size: int | None = None  # None -> paper_batch_and_lr(samples), App. D
     lr: float | None = None  # peak learning rate; None -> paper_batch_and_lr(samples), App. D
     eps: float | None = None  # None -> the dataset's default_eps (8/255 for CIFAR-10, §3.1)
     step_size: float | None = None  # None -> eps / 4 (2/255 at 8/255, §3.1)
     attack_steps: int = 10  # §3.1: PGD-10 at training time
+    # TRADES attack start: "uniform" in the eps ball (reference `trades.py`), or "normal", 0.001 N(0, 1)
+    # (the original TRADES code)
+    attack_start: str = "uniform"
     beta: float = 5.0  # §3.1: TRADES beta
     label_smoothing: float = 0.1  # §3.1: on the clean cross-entropy term
     ema_decay: float = 0.995  # §3.1: weight averaging tau
-    ema_warmup: bool = True  # decay min(tau, (1 + t) / (10 + t)): early averages are not stuck at init
+    # reference `ema_update`: the average equals the model for the first 2.5% of the steps, then decays at
+    # min(tau, (1 + t) / (10 + t)), t counted from there
+    ema_start_fraction: float = 0.025
     momentum: float = 0.9  # §3.1: SGD with Nesterov momentum 0.9
     weight_decay: float = 5e-4  # §3.1
-    warmup_fraction: float = 0.25  # one-cycle schedule (Smith & Topin): share of steps rising to peak lr
+    weight_decay_bn: bool = False  # reference `group_weight`: BatchNorm weights and biases are not decayed
+    # one-cycle cosine schedule (Smith & Topin; reference "cosinew" = torch OneCycleLR): share of the
+    # schedule rising to the peak lr (reference defaults.json: pct_start 0.025)
+    warmup_fraction: float = 0.025
+    # the reference's epoch (App. E: 50,000 samples, CIFAR-10's training set): its learning rate steps once
+    # per epoch of ceil(epoch_samples / batch_size) steps; set it to batch_size to step every update
+    epoch_samples: int = 50_000
     eval_every: int | None = None  # samples between evaluations; None -> samples / 10
     eval_images: int = 1024  # held-out real training images (excluded from training)
     eval_steps: int = 40  # §3.1: PGD-40 on the CW loss for held-out accuracy and loss
@@ -97,7 +123,10 @@ class TrainConfig:
         parse_model_name(self.model)
         need(self.dataset in DATASET_NAMES, "dataset", f"one of {', '.join(DATASET_NAMES)}")
         need(self.mode in MODES, "mode", f"one of {', '.join(MODES)}")
-        need(0 < self.real_fraction <= 1, "real_fraction", "a number in (0, 1]")
+        need(0 <= self.real_fraction <= 1, "real_fraction", "a number in [0, 1]")
+        need(self.real_fraction > 0 or bool(self.synthetic), "real_fraction",
+             "a number > 0 without synthetic data (0 trains on synthetic data only)")
+        need(self.attack_start in ATTACK_STARTS, "attack_start", f"one of {', '.join(ATTACK_STARTS)}")
         for f in ("batch_size", "eval_every", "checkpoint_every"):
             v = getattr(self, f)
             need(v is None or (isinstance(v, int) and v >= 1), f, "a positive integer or null")
@@ -108,12 +137,14 @@ class TrainConfig:
         need(isinstance(self.eval_steps, int) and self.eval_steps >= 1, "eval_steps", "an integer >= 1")
         need(isinstance(self.eval_images, int) and self.eval_images >= 1, "eval_images", "an integer >= 1")
         need(isinstance(self.accum_steps, int) and self.accum_steps >= 1, "accum_steps", "an integer >= 1")
+        need(isinstance(self.epoch_samples, int) and self.epoch_samples >= 1, "epoch_samples", "an integer >= 1")
         need(self.beta >= 0, "beta", "a number >= 0")
         need(0 <= self.label_smoothing < 1, "label_smoothing", "a number in [0, 1)")
         need(0 <= self.ema_decay < 1, "ema_decay", "a number in [0, 1)")
         need(0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
         need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
         need(0 <= self.warmup_fraction < 1, "warmup_fraction", "a number in [0, 1)")
+        need(0 <= self.ema_start_fraction < 1, "ema_start_fraction", "a number in [0, 1)")
         need(self.device is None or str(self.device).split(":")[0] in ("cpu", "cuda"), "device",
              "cpu, cuda or cuda:N")
 
@@ -132,6 +163,25 @@ class TrainConfig:
         if missing:
             raise RobustscaleError(f"{missing[0]}: required TrainConfig field is missing")
         return cls(**d)
+
+    @classmethod
+    def for_resume(cls, out: str | os.PathLike, **changes: Any) -> "TrainConfig":
+        """The config of the run in `out` (its config.json), with `changes` applied (None values ignored).
+
+        Without a config.json (the run never started) `changes` must hold the whole config. The trainer
+        refuses changes that alter what the run computes (see trainer.RESUMABLE_CHANGES).
+        """
+        stored = Path(out) / "config.json"
+        names = {f.name for f in dataclasses.fields(cls)}
+        base: dict[str, Any] = {}
+        if stored.exists():
+            try:
+                base = {k: v for k, v in json.loads(stored.read_text()).items() if k in names}
+            except json.JSONDecodeError as e:
+                raise RobustscaleError(f"{stored}: unreadable run config ({e})") from None
+        base.update({k: v for k, v in changes.items() if v is not None})
+        base["out"] = str(out)
+        return cls.from_dict(base)
 
     def asdict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -34,6 +34,7 @@ from robustscale.train import distributed
 from robustscale.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from robustscale.train.config import TrainConfig
 from robustscale.train.ema import EMA
+from robustscale.train.loader import BatchLoader
 from robustscale.train.schedule import one_cycle_lr
 
 HELDOUT_SEED = 20240101  # fixed, not the run's seed: every run is scored on the same held-out images
@@ -48,6 +49,24 @@ RESUMABLE_CHANGES = ("out", "data_dir", "synthetic", "device", "compile", "check
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train a model as `config` says; return the result.json content (see CONTRACTS.md)."""
     return Trainer(config, resume=resume, progress=progress).run()
+
+
+@contextlib.contextmanager
+def frozen_weights(model: torch.nn.Module):
+    """Parameters that need no gradient: the attack differentiates with respect to its input only.
+
+    Eager autograd would skip weight gradients anyway (`autograd.grad` on the input alone), but a
+    compiled model's backward graph is built from `requires_grad`: with the weights still
+    requiring gradients every compiled PGD step also computes and discards them.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 @contextlib.contextmanager
@@ -77,6 +96,8 @@ class Trainer:
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if device_type == "cuda" and self.dist.enabled
                                    else (cfg.device or device_type))
         self.is_cuda = self.device.type == "cuda"
+        if self.is_cuda:  # fixed batch shapes: let cuDNN time its algorithms once and keep the fastest
+            torch.backends.cudnn.benchmark = True
         self.console = Console(stderr=True, quiet=not (progress and self.dist.is_main))
         self.progress = progress and self.dist.is_main
         per_micro = self.dist.world_size * cfg.accum_steps
@@ -116,11 +137,11 @@ class Trainer:
         real = ArraySource(images[kept], labels[kept], name=cfg.dataset, fid=0.0)
         stores = []
         if cfg.synthetic:
-            from robustscale.data.store import open_store  # validates shards before training starts
+            from robustscale.data.store import open_store
 
             classes = int(labels.max()) + 1
             for path in cfg.synthetic:
-                store = open_store(path, verify=True, progress=self.progress)  # checksums, label ranges
+                store = open_store(path)  # manifest, files, sizes; checksums were verified at convert
                 if tuple(store.shape) != images.shape[1:] or store.num_classes != classes:
                     raise RobustscaleError(f"{path}: {tuple(store.shape)} images of {store.num_classes} classes, "
                                            f"{cfg.dataset} needs {images.shape[1:]} and {classes}")
@@ -171,7 +192,8 @@ class Trainer:
             f"[train] {cfg.model} ({self.params / 1e6:.2f}M params) on {self.device}, {self.dist.world_size} "
             f"process(es); bf16 autocast {'on' if self.bf16 else 'off'}, channels_last "
             f"{'on' if self.channels_last else 'off'}, {'fused' if self.is_cuda else 'plain'} SGD, foreach EMA, "
-            f"torch.compile {'on' if cfg.compile else 'off'}, host sync every "
+            f"torch.compile {'on' if cfg.compile else 'off'}, cudnn.benchmark {'on' if self.is_cuda else 'off'}, "
+            f"batches read ahead on a thread{' into pinned memory' if self.is_cuda else ''}, host sync every "
             f"{CUDA_SYNC_EVERY if self.is_cuda else 1} step(s)")
 
     def _generator(self, step: int, micro: int, purpose: int, device: torch.device) -> torch.Generator:
@@ -190,7 +212,7 @@ class Trainer:
             clean = self.train_net(x)
         if cfg.mode == "standard":
             return F.cross_entropy(clean.float(), y, label_smoothing=cfg.label_smoothing)
-        with frozen_bn_stats(self.model):
+        with frozen_bn_stats(self.model), frozen_weights(self.model):
             x_adv = trades_attack(self.attack_net, x, clean, eps=cfg.eps, step_size=cfg.step_size,
                                   steps=cfg.attack_steps, generator=self._generator(step, micro, _ATTACK, self.device),
                                   autocast_dtype=self.autocast_dtype)
@@ -198,15 +220,16 @@ class Trainer:
             adv = self.train_net(x_adv)
         return trades_objective(clean, adv, y, beta=cfg.beta, label_smoothing=cfg.label_smoothing)
 
-    def _train_step(self, step: int) -> torch.Tensor:
-        cfg, accum = self.cfg, self.cfg.accum_steps
-        images, labels = self.sampler.next()
+    def _train_step(self, step: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One step on this process's batch (uint8 NHWC images and labels, already on the device)."""
+        accum = self.cfg.accum_steps
+        self.sampler.step = step + 1  # the loader reads ahead; the sampler's state is the step trained
         m = len(labels) // accum
         total = torch.zeros((), device=self.device)
         for k in range(accum):
             micro = self.dist.rank * accum + k  # global micro-batch number: K processes == K micro-batches
-            x = images_to_tensor(images[k * m:(k + 1) * m], self.device)
-            y = torch.from_numpy(labels[k * m:(k + 1) * m]).to(self.device, non_blocking=True)
+            x = images[k * m:(k + 1) * m].permute(0, 3, 1, 2).float().div_(255)
+            y = labels[k * m:(k + 1) * m]
             x = random_crop_flip(x, generator=self._generator(step, micro, _AUGMENT, torch.device("cpu")))
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -345,14 +368,15 @@ class Trainer:
         bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                        TextColumn("{task.fields[status]}"), console=self.console, disable=not self.progress)
         last = None
-        with bar:
+        with bar, BatchLoader(self.sampler, self.device, self.step, self.total_steps) as batches:
             task = bar.add_task("train", total=self.total_steps, completed=self.step, status="")
             while self.step < self.total_steps:
-                t0, step = time.perf_counter(), self.step
+                t0 = time.perf_counter()
+                step, images, labels = batches.next()
                 self.lr = one_cycle_lr(step, self.total_steps, cfg.lr, cfg.warmup_fraction)
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.lr
-                loss = self._train_step(step)
+                loss = self._train_step(step, images, labels)
                 bad = ~torch.isfinite(loss)
                 self.first_bad_step = torch.where(bad & (self.first_bad_step < 0), step, self.first_bad_step)
                 if not self.is_cuda or (step + 1) % CUDA_SYNC_EVERY == 0:

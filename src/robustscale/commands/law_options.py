@@ -1,0 +1,74 @@
+"""Options and output shared by the scaling-law commands (fit, plan, tradeoff, plot, simulate)."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from robustscale.commands.output import sci, warn
+from robustscale.errors import RobustscaleError
+
+LAW_HELP = "paper-approach1, paper-approach2, paper-approach3, or a law.json written by `robustscale fit`."
+LawOption = Annotated[str, typer.Option("--law", help=LAW_HELP)]
+FidOption = Annotated[float, typer.Option("--fid", help="FID of the training data (0 = ideal data).")]
+LevelOption = Annotated[float, typer.Option("--level", min=0.01, max=0.99,
+                                            help="Central interval level for laws fitted with --bootstrap.")]
+FlopsListOption = Annotated[List[str], typer.Option("--flops", help="Training FLOPs budget(s): 1e25, or 1e22,1e24, or repeated.")]
+SourcesOption = Annotated[Optional[List[str]], typer.Option(
+    "--quality-sources", help="Sources for ε, ζ (comma-separated or repeated; default: other sources with FID < 10).")]
+
+
+def parse_floats(values: List[str], name: str) -> list[float]:
+    """`--flops 1e22,1e24 --flops 1e25` -> [1e22, 1e24, 1e25]."""
+    out = []
+    for v in values:
+        for part in str(v).split(","):
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise RobustscaleError(f"{name}: expected a number or comma-separated numbers, got '{part}'") from None
+    if not out:
+        raise RobustscaleError(f"{name}: expected at least one value")
+    return out
+
+
+def parse_names(values: Optional[List[str]]) -> list[str] | None:
+    """`--quality-sources EDM-7,EDM-10 --quality-sources EDM-20` -> ['EDM-7', 'EDM-10', 'EDM-20']."""
+    if values is None:
+        return None
+    return [part.strip() for v in values for part in v.split(",") if part.strip()]
+
+
+def load(law: str):
+    """The law named by --law, with each of its guard findings as a `warning:` line."""
+    from robustscale.laws import load_law
+
+    est = load_law(law)
+    warn_findings(est)
+    return est
+
+
+def warn_findings(est) -> None:
+    for f in getattr(est, "diagnostics_", None) or []:
+        warn(f["message"])
+    anchored = getattr(est, "anchored_", None)
+    if anchored and anchored.get("reason") != "requested":
+        warn(f"anchored to {anchored['prior']}: {anchored['reason']}")
+
+
+def warn_nulls(rows: list[dict], what: str) -> None:
+    """JSON prints non-finite numbers as null: say so."""
+    for row in rows:
+        for k, v in row.items():
+            if v is None and not k.endswith(("_lo", "_hi")) and k not in ("irreducible_loss", "accuracy_limit"):
+                warn(f"{what} at {sci(row.get('flops'))} FLOPs: {k} is not a finite number (printed as null)")
+
+
+def with_interval(row: dict, key: str, fmt) -> str:
+    """'1.2e9' or '1.2e9 [3e8, 5e9]' when the row has the key's interval."""
+    text = fmt(row[key]) if row.get(key) is not None else "–"
+    lo, hi = row.get(f"{key}_lo"), row.get(f"{key}_hi")
+    if f"{key}_lo" in row:
+        text += f" [{fmt(lo) if lo is not None else '–'}, {fmt(hi) if hi is not None else '–'}]"
+    return text

@@ -1,0 +1,105 @@
+"""A rater's pages: the next image, answers posted one by one (and the last one undone),
+images of their assignment."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from robustscale.human_study.answers import (AnswerRejected, answered_count, record_answer,
+                                             segment, undo_answer)
+from robustscale.human_study.db import Image, Rater, Study
+from robustscale.human_study.deps import (check_signature, csrf_token, get_session, rater_context,
+                                          require_csrf, sign)
+
+router = APIRouter(prefix="/r")
+
+
+def _rater(request: Request, s: Session, token: str) -> tuple[Rater, Study, list]:
+    return rater_context(request.app.state, s, token)
+
+
+def _item(request: Request, token: str, rater: Rater, study: Study, seq: list, done: int) -> dict:
+    """What the page needs to show item `done`, with a signed nonce binding it to this rater and
+    the time it was served (the answer's time is measured from it). `can_undo`: the previous
+    answer lies in the same batch and phase."""
+    total = len(seq)
+    if done >= total:
+        return {"done": done, "total": total, "next": None}
+    image_id, phase = seq[done]
+    issued = f"{time.time():.3f}"
+    n_images = total // 2
+    batch = done // (2 * study.batch_size)
+    in_batch = min(study.batch_size, n_images - batch * study.batch_size)
+    offset = done - batch * 2 * study.batch_size
+    return {"done": done, "total": total, "next": {
+        "image_id": image_id, "phase": phase, "issued": issued,
+        "nonce": sign(request.app.state.secret, "item", rater.id, image_id, phase, issued),
+        "url": f"/r/{token}/image/{image_id}/{phase}",
+        "batch": batch + 1, "batches": -(-n_images // study.batch_size),
+        "position": offset % in_batch + 1, "batch_size": in_batch,
+        "can_undo": done > 0 and segment(seq, done - 1, study.batch_size) ==
+        segment(seq, done, study.batch_size)}}
+
+
+@router.get("/{token}", response_class=HTMLResponse)
+def rater_page(request: Request, token: str, s: Session = Depends(get_session)) -> HTMLResponse:
+    rater, study, seq = _rater(request, s, token)
+    item = _item(request, token, rater, study, seq, answered_count(s, rater.id))
+    return request.app.state.templates.TemplateResponse(request, "rater.html", {
+        "rater": rater.name, "classes": study.classes, "item": item, "token": token,
+        "csrf": csrf_token(request)}, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/{token}/image/{image_id}/{phase}")
+def rater_image(request: Request, token: str, image_id: int, phase: str,
+                s: Session = Depends(get_session)) -> Response:
+    """Only images the rater has reached: no peeking at clean versions ahead of time."""
+    rater, study, seq = _rater(request, s, token)
+    try:
+        k = seq.index((image_id, phase))
+    except ValueError:
+        raise HTTPException(404, "no such image in your assignment") from None
+    if k > answered_count(s, rater.id):
+        raise HTTPException(403, "not reached yet")
+    image = s.get(Image, image_id)
+    png = image.adversarial_png if phase == "adversarial" else image.clean_png
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.post("/{token}/answer", dependencies=[Depends(require_csrf)])
+def answer(request: Request, token: str, image_id: int = Form(...), phase: str = Form(...),
+           choice: int = Form(...), confidence: str = Form(...), issued: str = Form(...),
+           nonce: str = Form(...), s: Session = Depends(get_session)) -> JSONResponse:
+    """Store one answer the moment it is given; reply with the next item."""
+    rater, study, seq = _rater(request, s, token)
+    if not request.app.state.limiter.allow(rater.id):
+        raise HTTPException(429, "too many answers per second", headers={"Retry-After": "1"})
+    if not check_signature(request.app.state.secret, nonce, "item", rater.id, image_id, phase,
+                           issued):
+        raise HTTPException(403, "this answer was not for an image you were shown")
+    try:
+        seconds = max(0.0, time.time() - float(issued))
+        with request.app.state.write_lock:
+            done = record_answer(s, rater, seq, image_id, phase, choice, confidence,
+                                 len(study.classes), seconds)
+    except AnswerRejected as e:
+        raise HTTPException(e.status, str(e)) from None
+    return JSONResponse(_item(request, token, rater, study, seq, done))
+
+
+@router.post("/{token}/undo", dependencies=[Depends(require_csrf)])
+def undo(request: Request, token: str, s: Session = Depends(get_session)) -> JSONResponse:
+    """Take back the last answer of the current phase; reply with that item again."""
+    rater, study, seq = _rater(request, s, token)
+    if not request.app.state.limiter.allow(rater.id):
+        raise HTTPException(429, "too many requests per second", headers={"Retry-After": "1"})
+    try:
+        with request.app.state.write_lock:
+            done = undo_answer(s, rater, seq, study.batch_size)
+    except AnswerRejected as e:
+        raise HTTPException(e.status, str(e)) from None
+    return JSONResponse(_item(request, token, rater, study, seq, done))

@@ -1,0 +1,300 @@
+"""Sweep files: a YAML or TOML file -> a validated grid of training runs (`SweepSpec`), and its FLOPs.
+
+A sweep file describes the grid once (paper §3.1: models x sample budgets x data sources):
+
+    dataset: fashion-mnist          # the real data: held-out set, attack radius
+    data_dir: null                  # where the real data lives (null -> the dataset's default)
+    out: runs                       # run directories go under here (relative to the sweep file)
+    models: [wrn-10-1, {name: wrn-16-1, slurm: {cpus_per_task: 2}}]   # per-run Slurm resources
+    samples: [1024, 2k, 4k]         # sample budgets D (k/M suffixes allowed)
+    sources:                        # real data alone, and synthetic stores with their FID
+      - name: real
+      - {name: edm-20, path: stores/edm20, fid: 1.82}
+    baselines: [4k]                 # budgets at which a standard (non-adversarial) run is added too
+    train: {batch_size: 128, lr: 0.1, attack_steps: 3}         # TrainConfig overrides
+    evaluation: {eval_every: 512, eval_images: 256, eval_steps: 40}   # held-out PGD-CW attack
+    slurm: {partition: debug, cpus_per_task: 2, mem_gb: 8, timeout_min: 120, gpus_per_node: 0}
+
+`load_sweep(path)` validates everything (models, budgets, sources, overrides, that the batch
+splits over the run's processes) before anything runs; stores are opened cheaply (manifest and
+sizes, no hashing), so loading a sweep over a 300M-image store takes milliseconds. A run whose
+Slurm resources ask for more than one task (`nodes` x `tasks_per_node`) is one DDP job of that
+world size; with `gpus_per_node` > 1 and no `tasks_per_node`, one task per GPU.
+Running the grid is `robustscale.sweep.executors`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from robustscale.errors import RobustscaleError
+
+SWEEP_KEYS = ("dataset", "data_dir", "out", "models", "samples", "sources", "baselines", "train",
+              "evaluation", "slurm", "name")
+# Evaluation attack settings of a run (§3.1: PGD-40 on the CW loss on held-out images).
+EVALUATION_KEYS = ("eval_every", "eval_images", "eval_steps")
+# Keys the sweep fixes per run: overriding them in `train:` would break the grid.
+GRID_KEYS = ("model", "dataset", "data_dir", "samples", "out", "synthetic", "mode")
+SLURM_KEYS = ("partition", "cpus_per_task", "gpus_per_node", "mem_gb", "timeout_min", "nodes",
+              "tasks_per_node", "constraint", "account", "qos", "additional_parameters")
+DEFAULT_SLURM = {"cpus_per_task": 2, "mem_gb": 8, "timeout_min": 24 * 60, "gpus_per_node": 0}
+REAL_SOURCE = "real"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRun:
+    """One training run of the grid: its name, its TrainConfig dict and its Slurm resources."""
+
+    name: str
+    model: str
+    samples: int
+    source: str
+    fid: float
+    mode: str
+    config: dict[str, Any]
+    slurm: dict[str, Any]
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config["out"])
+
+    @property
+    def finished(self) -> bool:
+        return (self.out / "result.json").is_file()
+
+    @property
+    def world_size(self) -> int:
+        """Processes of the run on Slurm: nodes x tasks per node (one DDP job)."""
+        return world_size(self.slurm)
+
+
+@dataclasses.dataclass
+class SweepSpec:
+    path: Path
+    out: Path
+    runs: list[SweepRun]
+
+
+def tasks_per_node(slurm: dict) -> int:
+    """Tasks per node: as asked, else one per GPU when several GPUs are asked for, else one."""
+    if slurm.get("tasks_per_node") is not None:
+        return int(slurm["tasks_per_node"])
+    gpus = slurm.get("gpus_per_node") or 0
+    return int(gpus) if gpus > 1 else 1
+
+
+def world_size(slurm: dict) -> int:
+    return int(slurm.get("nodes") or 1) * tasks_per_node(slurm)
+
+
+def _read_file(path: Path) -> dict:
+    if not path.is_file():
+        raise RobustscaleError(f"{path}: no such sweep file")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            raise RobustscaleError(f"{path}: expected a .yaml, .yml or .toml sweep file")
+    except RobustscaleError:
+        raise
+    except Exception as e:  # yaml/tomllib parse errors
+        raise RobustscaleError(f"{path}: not valid {path.suffix[1:].upper()} ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise RobustscaleError(f"{path}: expected a mapping of sweep settings at the top level")
+    return data
+
+
+def _as_list(data: dict, key: str, where: str, required: bool = True) -> list:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise RobustscaleError(f"{where}: {key}: required (expected a non-empty list)")
+        return []
+    if not isinstance(value, list) or (required and not value):
+        raise RobustscaleError(f"{where}: {key}: expected a non-empty list, got {value!r}")
+    return value
+
+
+def _budget(value: Any, field: str) -> int:
+    from robustscale.train.config import parse_samples
+
+    return parse_samples(value, field)
+
+
+def _slurm(value: Any, field: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RobustscaleError(f"{field}: expected a mapping of Slurm resources, got {value!r}")
+    unknown = sorted(set(value) - set(SLURM_KEYS))
+    if unknown:
+        raise RobustscaleError(f"{field}.{unknown[0]}: unknown Slurm resource (known: {', '.join(SLURM_KEYS)})")
+    for key in ("nodes", "tasks_per_node", "gpus_per_node", "cpus_per_task"):
+        v = value.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "gpus_per_node" else 1)):
+            raise RobustscaleError(f"{field}.{key}: expected a whole number >= {0 if key == 'gpus_per_node' else 1}, "
+                                   f"got {v!r}")
+    return dict(value)
+
+
+def _source(entry: Any, field: str, base: Path) -> dict:
+    """{"name", "path" (None for real data), "fid", "real_fraction"?}, the store checked on disk."""
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise RobustscaleError(f"{field}: expected 'real' or a mapping with name, path and fid")
+    unknown = sorted(set(entry) - {"name", "path", "fid", "real_fraction"})
+    if unknown:
+        raise RobustscaleError(f"{field}.{unknown[0]}: unknown source key (known: name, path, fid, real_fraction)")
+    name = str(entry["name"])
+    if entry.get("path") is None:
+        if name != REAL_SOURCE:
+            raise RobustscaleError(f"{field}.path: source {name!r} needs the path of its synthetic store "
+                                   f"(only '{REAL_SOURCE}' may omit it)")
+        return {"name": name, "path": None, "fid": 0.0}
+    path = (base / str(entry["path"])).resolve()
+    if not path.exists():
+        raise RobustscaleError(f"{field}.path: data source {name!r} not found at {path}")
+    fid = entry.get("fid")
+    if fid is None:
+        from robustscale.data.store import open_store
+
+        fid = open_store(path).fid  # manifest and sizes only: no hashing at load time
+    if not isinstance(fid, (int, float)) or isinstance(fid, bool) or fid < 0:
+        raise RobustscaleError(f"{field}.fid: expected the source's FID, a number >= 0, got {fid!r}")
+    out = {"name": name, "path": str(path), "fid": float(fid)}
+    if "real_fraction" in entry:
+        out["real_fraction"] = entry["real_fraction"]
+    return out
+
+
+def _samples_label(n: int) -> str:
+    for div, suffix in ((10**9, "B"), (10**6, "M"), (10**3, "k")):
+        if n >= div and n % div == 0:
+            return f"{n // div}{suffix}"
+    return str(n)
+
+
+def load_sweep(path: str | os.PathLike) -> SweepSpec:
+    """Read and validate a sweep file into its grid of runs; nothing is launched.
+
+    Raises RobustscaleError naming the field (e.g. `models[1]`, `samples[0]`, `sources[1].path`).
+    """
+    path = Path(path)
+    data = _read_file(path)
+    where = str(path)
+    unknown = sorted(set(data) - set(SWEEP_KEYS))
+    if unknown:
+        raise RobustscaleError(f"{where}: {unknown[0]}: unknown sweep key (known: {', '.join(SWEEP_KEYS)})")
+    base = path.resolve().parent
+    from robustscale.models.registry import parse_model_name
+    from robustscale.train.config import TrainConfig
+
+    dataset = data.get("dataset", "fashion-mnist")
+    data_dir = data.get("data_dir")
+    if data_dir is not None:
+        data_dir = str((base / str(data_dir)).resolve())
+    out = (base / str(data.get("out", "runs"))).resolve()
+
+    models = []
+    for i, entry in enumerate(_as_list(data, "models", where)):
+        if isinstance(entry, dict):
+            extra = sorted(set(entry) - {"name", "slurm"})
+            if "name" not in entry or extra:
+                raise RobustscaleError(f"{where}: models[{i}]: expected a name or {{name, slurm}}")
+            name, slurm = str(entry["name"]), _slurm(entry.get("slurm"), f"{where}: models[{i}].slurm")
+        else:
+            name, slurm = str(entry), {}
+        try:
+            parse_model_name(name)
+        except RobustscaleError as e:
+            raise RobustscaleError(f"{where}: models[{i}]: {e}") from None
+        models.append((name, slurm))
+    try:
+        budgets = [_budget(s, f"samples[{i}]") for i, s in enumerate(_as_list(data, "samples", where))]
+        baselines = [_budget(s, f"baselines[{i}]")
+                     for i, s in enumerate(_as_list(data, "baselines", where, required=False))]
+    except RobustscaleError as e:
+        raise RobustscaleError(f"{where}: {e}") from None
+    sources = [_source(s, f"{where}: sources[{i}]", base)
+               for i, s in enumerate(_as_list(data, "sources", where))]
+    names = [s["name"] for s in sources]
+    if len(set(names)) != len(names):
+        raise RobustscaleError(f"{where}: sources: names must be unique, got {names}")
+
+    overrides = {}
+    for key, allowed in (("train", None), ("evaluation", EVALUATION_KEYS)):
+        section = data.get(key) or {}
+        if not isinstance(section, dict):
+            raise RobustscaleError(f"{where}: {key}: expected a mapping of TrainConfig fields")
+        for field in section:
+            if field in GRID_KEYS or (allowed is not None and field not in allowed):
+                known = ", ".join(allowed) if allowed else "any TrainConfig field but " + ", ".join(GRID_KEYS)
+                raise RobustscaleError(f"{where}: {key}.{field}: not settable here (expected {known})")
+        overrides.update(section)
+    sweep_slurm = {**DEFAULT_SLURM, **_slurm(data.get("slurm"), f"{where}: slurm")}
+
+    runs = []
+    for model, model_slurm in models:
+        for source in sources:
+            grid = [(s, "trades") for s in budgets] + [(s, "standard") for s in baselines]
+            for samples, mode in grid:
+                name = f"{model}_{source['name']}_{_samples_label(samples)}"
+                if mode == "standard":
+                    name += "_standard"
+                config = {**overrides, "model": model, "dataset": dataset, "data_dir": data_dir,
+                          "samples": samples, "out": str(out / name), "mode": mode,
+                          "synthetic": [source["path"]] if source["path"] else []}
+                if "real_fraction" in source:
+                    config["real_fraction"] = source["real_fraction"]
+                slurm = {**sweep_slurm, **model_slurm}
+                try:
+                    resolved = TrainConfig.from_dict(config).resolved()  # every override checked now
+                except RobustscaleError as e:
+                    raise RobustscaleError(f"{where}: train: {e}") from None
+                per_step = world_size(slurm) * resolved.accum_steps
+                if resolved.batch_size % per_step:
+                    raise RobustscaleError(f"{where}: train.batch_size: {resolved.batch_size} does not split "
+                                           f"into {world_size(slurm)} Slurm tasks x {resolved.accum_steps} "
+                                           f"micro-batches (run {name})")
+                runs.append(SweepRun(name, model, samples, source["name"], source["fid"], mode, config, slurm))
+    seen = set()
+    for r in runs:
+        if r.name in seen:
+            raise RobustscaleError(f"{where}: run {r.name!r} appears twice in the grid (duplicate model or budget)")
+        seen.add(r.name)
+    return SweepSpec(path=path, out=out, runs=runs)
+
+
+def plan(sweep: SweepSpec) -> dict:
+    """The grid with each run's training FLOPs (the trainer's own count) and the totals."""
+    rows = []
+    for r in sweep.runs:
+        cost = _TEMP_training_flops(r.model, r.config["dataset"], r.mode)
+        rows.append({"run": r.name, "model": r.model, "params": cost["params"], "source": r.source,
+                     "fid": r.fid, "samples": r.samples, "mode": r.mode, "world_size": r.world_size,
+                     "flops": cost["flops_per_sample"] * r.samples, "finished": r.finished, "out": str(r.out)})
+    return {"sweep": str(sweep.path), "out": str(sweep.out), "runs": rows,
+            "total_flops": sum(r["flops"] for r in rows),
+            "todo_flops": sum(r["flops"] for r in rows if not r["finished"])}
+
+
+def _TEMP_training_flops(model, dataset, mode):
+    import torch
+
+    from robustscale.flops import forward_flops, train_flops_per_sample
+    from robustscale.models.registry import create_model
+    with torch.device("meta"):
+        m = create_model(model, dataset=dataset)
+    return {"params": m.get_num_params(),
+            "flops_per_sample": train_flops_per_sample(m) if mode == "trades" else 3 * forward_flops(m)}
