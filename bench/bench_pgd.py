@@ -3,7 +3,7 @@
 Claim: robust evaluation with PGD-40 on the CW loss (§3.1) costs about 40 forward+input-backward
 passes per image plus two forwards, so its images/s should sit near 1/40 of a plain
 forward+backward pass; a much lower ratio would mean overhead in the attack loop.
-Evidence: images/s of `robustscale.attacks.pgd.robust_accuracy` (PGD-40-CW, eval mode) and of a
+Evidence: images/s of `robustscale.attacks.evaluation.robust_accuracy` (PGD-40-CW, eval mode) and of a
 plain training-style forward+backward on the same model and batch, mean ± std over --repeats
 timed blocks after warm-up, timed between two synchronisations, and their ratio. GPU figures go
 in bench/RESULTS.md with the device and commit.
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from bench_train import timed  # bench/ is on sys.path when a script here runs
-from robustscale.attacks.pgd import robust_accuracy
+from robustscale.attacks.evaluation import robust_accuracy
 from robustscale.data.datasets import dataset_info
 from robustscale.models import create_model
 

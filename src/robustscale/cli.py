@@ -34,10 +34,10 @@ def version(json_output: JsonOption = False) -> None:
 
 
 def _register_all() -> None:
-    from robustscale.commands import (data, demo, evaluate, fit, flops, plan, plot, report, runs,
+    from robustscale.commands import (data, demo, evaluate, export, fit, flops, plan, plot, report, runs,
                                       simulate, study, sweep, tradeoff, train)
 
-    for module in (fit, plan, tradeoff, plot, simulate, flops, evaluate, data, train, sweep, runs,
+    for module in (fit, plan, tradeoff, plot, simulate, flops, evaluate, export, data, train, sweep, runs,
                    report, demo, study):
         module.register(app)
 

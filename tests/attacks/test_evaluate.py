@@ -111,8 +111,8 @@ def test_bad_input_one_line_exit_2(trained, tmp_path):
         (corrupt,): "corrupt safetensors file",
         (mismatch,): "weights do not match wrn-10-2",
         (stem, "--data", "cifar10"): "model takes 1x28x28 images but cifar10 has 3x32x32",
-        (stem, "--eps", "2"): "--eps: must lie in [0, 1]",
-        (stem, "--eps", "8/0"): "--eps: expected a number or fraction",
+        (stem, "--eps", "2"): "eps: must lie in [0, 1]",
+        (stem, "--eps", "8/0"): "eps: expected a number or fraction",
     }
     for extra, message in cases.items():
         r = _cli(*base, *extra)

@@ -101,6 +101,9 @@ class ChatServer(ThreadingHTTPServer):
     `reply(classes, png)`; the first requests get the statuses in `fail` (429 with Retry-After);
     `hang=True` accepts requests and never answers."""
 
+    daemon_threads = True  # a hanging handler must not hold up the test's teardown
+    block_on_close = False
+
     def __init__(self, classes, fail=(500, 429), key="sk-test", reply=length_reply, hang=False):
         super().__init__(("127.0.0.1", 0), Handler)
         self.classes, self.fail, self.key, self.reply, self.hang = classes, list(fail), key, reply, hang

@@ -1,5 +1,8 @@
-"""Real browser (Debian's chromium via Playwright) against a real `study serve`: a rater does a
-10-image batch with the keyboard, reloads mid-batch and resumes; the quiz shows a score."""
+"""Real browser (Debian's chromium via Playwright) against a real `study serve`, on a 1280 px
+desktop and a 390 px phone: a rater works through two batches with the keyboard (keys typed
+during a save are kept, a break screen marks each phase change, undo takes back the last answer),
+reloads and resumes; on the phone nothing scrolls sideways and every control is a tappable
+44 px; the quiz shows a score. Screenshots go to test-artifacts/human_study/."""
 
 from __future__ import annotations
 
@@ -10,11 +13,14 @@ import pytest
 from sqlalchemy import select
 from studyutil import ARTIFACTS, Server, make_npz
 
-from robustscale.human_study.db import Answer, make_engine, make_sessionmaker
 from robustscale.human_study.answers import add_rater
+from robustscale.human_study.db import Answer, Image, Rater, make_engine, make_sessionmaker
 from robustscale.human_study.images import create_study
 
 CHROMIUM = Path("/usr/bin/chromium")
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
+         "device_scale_factor": 2}
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +28,7 @@ def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.exists():
         pytest.skip("chromium is not installed")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
@@ -29,90 +36,164 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def served(tmp_path, fmnist_test):
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, fmnist_test):
+    """One server for the module: 6 images in batches of 3 (3 adversarial, 3 clean, twice)."""
+    tmp_path = tmp_path_factory.mktemp("browser")
     x, y = fmnist_test
-    adv, clean = make_npz(tmp_path, x[:5], y[:5])
+    adv, clean = make_npz(tmp_path, x[:6], y[:6])
     db = f"sqlite:///{tmp_path / 'b.db'}"
     sessions = make_sessionmaker(make_engine(db))
-    create_study(sessions, "demo", adv, clean, batch_size=5)  # 5 adversarial + 5 clean = 10
-    _, token = add_rater(sessions, "demo", "alice")
+    create_study(sessions, "demo", adv, clean, batch_size=3)
     server = Server(db)
-    yield server, token, sessions
+    yield server, sessions
     server.stop()
 
 
-def test_rater_batch_with_keyboard_and_resume(browser, served):
+def open_page(browser, context: dict, url: str):
+    """A page that records Content-Security-Policy violations and script errors."""
+    page = browser.new_context(**context).new_page()
+    page.problems = []
+    page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
+    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    page.goto(url)
+    return page
+
+
+def type_at_once(page, keys: str) -> None:
+    """Key presses in one browser task: every key after the first arrives while its save is in
+    flight."""
+    page.evaluate("keys => { for (const key of keys) document.dispatchEvent("
+                  "new KeyboardEvent('keydown', {key, bubbles: true})); }", list(keys))
+
+
+def answers_of(sessions, name: str) -> list[tuple[int, bool, str]]:
+    with sessions() as s:
+        rid = s.scalar(select(Rater.id).where(Rater.name == name))
+        return [(a.choice, a.high_confidence, a.phase) for a in
+                s.scalars(select(Answer).where(Answer.rater_id == rid).order_by(Answer.id))]
+
+
+def test_rater_desktop_keyboard_queue_breaks_undo_resume(browser, served):
     from playwright.sync_api import expect
 
-    server, token, sessions = served
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1000, "height": 900})
-    page.goto(f"{server.url}/r/{token}")
+    server, sessions = served
+    _, token = add_rater(sessions, "demo", "desk")
+    page = open_page(browser, DESKTOP, f"{server.url}/r/{token}")
     overall = page.locator("#overall")
-    expect(overall).to_have_text("0 / 10 answered")
+    expect(overall).to_have_text("0 / 12 answered")
     assert page.locator("#image").evaluate("e => getComputedStyle(e).imageRendering") == "pixelated"
-    assert page.locator("#image").evaluate("e => e.getBoundingClientRect().width") >= 280
-    keys = [("3", "h"), ("7", "l"), ("0", "h"), ("9", "l")]
-    for k, (digit, conf) in enumerate(keys):
+    assert page.locator("#image").evaluate("e => e.getBoundingClientRect().width") == 384
+    expect(page.locator("#undo")).to_be_disabled()
+    page.keyboard.press("3")
+    expect(page.locator('button.cls[data-choice="3"]')).to_have_class(re.compile("selected"))
+    page.keyboard.press("h")
+    expect(overall).to_have_text("1 / 12 answered")
+    expect(page.locator("#undo")).to_be_enabled()
+    page.keyboard.press("u")  # undo: back to the first image
+    expect(overall).to_have_text("0 / 12 answered")
+    type_at_once(page, "3h7l")  # second pair typed while the first is saving: both kept
+    expect(overall).to_have_text("2 / 12 answered")
+    expect(page.locator("#position")).to_have_text("image 3 of 3")
+    page.screenshot(path=str(ARTIFACTS / "rater-1280.png"))
+    type_at_once(page, "0h1h")  # the 3rd adversarial image, then a key pair for the next phase
+    dialog = page.locator("#interstitial")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#interstitial-title")).to_have_text("Adversarial images done")
+    expect(page.locator("#interstitial-text")).to_contain_text("clean versions of the same 3")
+    page.screenshot(path=str(ARTIFACTS / "interstitial-1280.png"))
+    assert len(answers_of(sessions, "desk")) == 3  # the "1h" waits behind the break screen
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(overall).to_have_text("4 / 12 answered")  # ... and runs after it
+    expect(page.locator("#phase")).to_have_text("clean images")
+    page.reload()  # close-and-come-back: resumes at the 5th item
+    expect(overall).to_have_text("4 / 12 answered")
+    for digit in "25":
         page.keyboard.press(digit)
-        expect(page.locator(f'button.cls[data-choice="{digit}"]')).to_have_class(re.compile("selected"))
-        page.keyboard.press(conf)
-        expect(overall).to_have_text(f"{k + 1} / 10 answered")
-    expect(page.locator("#phase")).to_have_text("adversarial images")
-    expect(page.locator("#position")).to_have_text("image 5 of 5")
-    page.screenshot(path=str(ARTIFACTS / "rater.png"))
-    page.reload()  # close-and-come-back: the page resumes at the 5th image
-    expect(overall).to_have_text("4 / 10 answered")
-    more = [("1", "h"), ("2", "h"), ("4", "l"), ("5", "h"), ("6", "l"), ("8", "h")]
-    for k, (digit, conf) in enumerate(more):
-        page.keyboard.press(digit)
-        page.keyboard.press(conf)
-        if k < len(more) - 1:
-            expect(overall).to_have_text(f"{k + 5} / 10 answered")
-        if k == 0:
-            expect(page.locator("#phase")).to_have_text("clean images")  # after 5 adversarial
-    expect(page.locator("#finished")).to_contain_text("All 10 images are classified")
-    page.screenshot(path=str(ARTIFACTS / "rater-done.png"))
-    with sessions() as s:
-        answers = list(s.scalars(select(Answer).order_by(Answer.id)))
-    assert [(a.choice, a.high_confidence) for a in answers] == [
-        (int(d), c == "h") for d, c in keys + more]
-    assert [a.phase for a in answers] == ["adversarial"] * 5 + ["clean"] * 5
+        page.keyboard.press("l")
+    expect(page.locator("#interstitial-title")).to_have_text("Batch 1 done")
+    expect(page.locator("#interstitial-text")).to_contain_text("batch 2 of 2")
+    page.click("#continue")
+    expect(page.locator("#batch")).to_have_text("Batch 2 of 2")
+    for k in range(6):
+        page.keyboard.press(str(k))
+        page.keyboard.press("h")
+        if k == 2:
+            expect(dialog).to_be_visible()
+            page.keyboard.press("Enter")
+    expect(page.locator("#finished")).to_contain_text("All 12 images are classified")
+    assert answers_of(sessions, "desk") == [
+        (3, True, "adversarial"), (7, False, "adversarial"), (0, True, "adversarial"),
+        (1, True, "clean"), (2, False, "clean"), (5, False, "clean")] + \
+        [(k, True, "adversarial") for k in range(3)] + [(k, True, "clean") for k in range(3, 6)]
+    assert page.problems == []  # no CSP violation, no script error
     page.close()
+
+
+def test_rater_phone_layout_and_taps(browser, served):
+    from playwright.sync_api import expect
+
+    server, sessions = served
+    _, token = add_rater(sessions, "demo", "phone")
+    for width in (390, 360):
+        page = open_page(browser, {**PHONE, "viewport": {"width": width, "height": 780}},
+                         f"{server.url}/r/{token}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scroll
+        boxes = page.locator("button").evaluate_all(
+            "bs => bs.filter(b => b.offsetParent !== null).map(b => b.getBoundingClientRect())"
+            ".map(r => [r.left, r.right, r.width, r.height])")
+        assert len(boxes) == 13  # 10 classes, 2 confidences, undo
+        for left, right, w, h in boxes:
+            assert left >= 0 and right <= width and w >= 44 and h >= 44, (width, left, right, w, h)
+        image = page.locator("#image").evaluate("e => e.getBoundingClientRect().width")
+        assert 0.8 * (width - 24) <= image <= width
+        if width == 390:
+            page.locator('button.cls[data-choice="8"]').tap()
+            page.locator('button.conf[data-confidence="low"]').tap()
+            expect(page.locator("#overall")).to_have_text("1 / 12 answered")
+            page.locator('button.cls[data-choice="9"]').tap()  # the bottom-right class button
+            page.screenshot(path=str(ARTIFACTS / "rater-390.png"), full_page=True)
+            page.locator('button.conf[data-confidence="high"]').tap()
+            expect(page.locator("#overall")).to_have_text("2 / 12 answered")
+            page.locator("#undo").tap()
+            expect(page.locator("#overall")).to_have_text("1 / 12 answered")
+        assert page.problems == []
+        page.close()
+    assert answers_of(sessions, "phone") == [(8, False, "adversarial")]
 
 
 def test_quiz_shows_score(browser, served, fmnist_test):
     from playwright.sync_api import expect
 
-    from robustscale.human_study.db import Image, Rater
-
-    server, _, sessions = served
-    labels = fmnist_test[1][:5]
-    with sessions() as s:  # the study's rater got 3 of the 5 adversarial images right
-        rater = s.scalar(select(Rater))
+    server, sessions = served
+    labels = fmnist_test[1][:6]
+    _, _ = add_rater(sessions, "demo", "quizrater")
+    with sessions() as s:  # the study's rater got 3 of the 6 adversarial images right
+        rater = s.scalar(select(Rater).where(Rater.name == "quizrater"))
         for im in s.scalars(select(Image).order_by(Image.position)):
             right = im.position < 3
             s.add(Answer(rater_id=rater.id, image_id=im.id, phase="adversarial",
                          choice=im.label if right else (im.label + 1) % 10, high_confidence=True))
         s.commit()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1000, "height": 900})
-    page.goto(f"{server.url}/quiz/demo")
-    expect(page.locator("#progress")).to_contain_text("image 1 of 5")
-    page.screenshot(path=str(ARTIFACTS / "quiz.png"))
-    for k in range(5):  # the visitor gets the first four right
-        page.keyboard.press(str(labels[k] if k < 4 else (labels[k] + 5) % 10))
-    expect(page.locator("#visitor")).to_have_text("4")
+    page = open_page(browser, PHONE, f"{server.url}/quiz/demo")
+    expect(page.locator("#progress")).to_contain_text("image 1 of 6")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(ARTIFACTS / "quiz-390.png"))
+    for k in range(6):  # the visitor gets the first five right
+        page.keyboard.press(str(labels[k] if k < 5 else (labels[k] + 5) % 10))
+    expect(page.locator("#visitor")).to_have_text("5")
     expect(page.locator("#model")).to_have_text("0")
-    expect(page.locator("#humans")).to_have_text("3.0")
-    page.screenshot(path=str(ARTIFACTS / "quiz-score.png"))
-    page.goto(f"{server.url}/admin/demo")
+    page.close()
+    page = open_page(browser, DESKTOP, f"{server.url}/admin/demo")
     expect(page.locator("h1")).to_have_text("Error 401")
     page.goto(f"{server.url}/admin/login")
     page.fill("input[name=password]", "admin-secret")
     page.click("button[type=submit]")
     page.goto(f"{server.url}/admin/demo")
-    expect(page.locator("#progress")).to_contain_text("5 / 10")  # alice's 5 adversarial answers
-    page.screenshot(path=str(ARTIFACTS / "admin.png"), full_page=True)
+    expect(page.locator("#progress")).to_contain_text("quizrater")
+    page.screenshot(path=str(ARTIFACTS / "admin-1280.png"), full_page=True)
+    page.click("text=Log out")
+    page.goto(f"{server.url}/admin/demo")
+    expect(page.locator("h1")).to_have_text("Error 401")
     page.close()

@@ -102,9 +102,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, fmnist_test, cli):
              "'predictions'"),
             (["add-rater", "nostudy", "alice", "--days", "-1"], "positive number of days"),
             (["add-rater", "nostudy", "alice"], "no such study"),
-            (["revoke-rater", "nostudy", "alice"], "no such study"),
             (["score", "nostudy"], "no such study"),
-            (["import-answers", "nostudy", tmp_path / "none.csv"], "not a readable"),
             (["export", "nostudy", "--out", tmp_path / "a.csv"], "no such study")):
         p = cli("study", *args, "--db", db)
         assert p.returncode == 2, p

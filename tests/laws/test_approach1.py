@@ -36,13 +36,19 @@ def test_per_source_fits_and_plan(sim_obs):
         assert m.a_[s] + m.b_[s] == pytest.approx(1.0, abs=0.05)  # N*·D* ∝ F along the envelope
     plan = m.plan(1e25, 1.76)
     assert plan["irreducible_loss"] is None and plan["a"] == m.a_["PFGM++"]
-    with pytest.raises(RobustscaleError, match="parametric"):
-        m.tradeoff(1e25, 1.76, 0.5)
+    assert not hasattr(m, "tradeoff")  # no loss formula, so no Eq 6
 
 
 def test_small_single_source(small_obs):
     m = Approach1().fit(small_obs)
     assert list(m.params_) == ["fashion-mnist"] and np.isfinite(m.a_["fashion-mnist"])
+
+
+def test_settings_checked_when_fit_starts(small_obs):
+    with pytest.raises(RobustscaleError, match=r"n_flops: expected an integer in \[2, inf\), got 1"):
+        Approach1(n_flops=1).fit(small_obs)
+    with pytest.raises(TypeError):
+        Approach1("fashion-mnist")  # keyword-only
 
 
 def test_one_run_errors(small_obs):

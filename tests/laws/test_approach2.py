@@ -35,7 +35,9 @@ def test_objective_at_most_truth(paper2, sim_obs):
     p, qs = paper2.params_, np.log1p(1.65)
     truth = np.array([[np.log(p["A"]), np.log(p["B"]) + p["zeta"] * qs, np.log(p["E"]) + p["epsilon"] * qs, p["alpha"], p["beta"]]])
     assert m.objective_ <= a2.huber_objective(truth, ln, ld, q, ll, 1e-3)[0][0] + 1e-12
-    assert m.n_obs_ == 232 - 52
+    # §3.2.2: ε, ζ from the other sources with FID < 10 (EDM-5, EDM-6 left out), after App. F.2.1's exclusion
+    assert m.quality_sources_ == ["EDM-10", "EDM-20", "EDM-7", "PFGM++"]
+    assert m.n_obs_ == 232 - 52 - 2 * 24
 
 
 def test_analytic_gradient_matches_finite_difference(sim_obs):
@@ -66,6 +68,24 @@ def test_not_fitted_and_bad_settings(sim_obs):
         Approach2().predict_loss(1e8, 1e8)
     with pytest.raises(RobustscaleError, match="base_source"):
         Approach2(base_source="nope").fit(sim_obs)
+
+
+@pytest.mark.parametrize("setting,message", [
+    ({"huber_delta": -1}, r"huber_delta: expected a number in \(0, inf\), got -1"),
+    ({"exclude_small_runs": "yes"}, "exclude_small_runs: expected a bool, got 'yes'"),
+    ({"quality_sources": "EDM-7"}, "quality_sources: expected None or a list of source names"),
+    ({"prior_strength": 0}, r"prior_strength: expected None or a number in \(0, inf\), got 0"),
+    ({"flops_per_param_sample": float("inf")}, "flops_per_param_sample: expected None or a number"),
+])
+def test_parameter_constraints_checked_when_fit_starts(small_obs, setting, message):
+    est = Approach2(**setting)  # __init__ only stores
+    with pytest.raises(RobustscaleError, match=message):
+        est.fit(small_obs)
+
+
+def test_keyword_only():
+    with pytest.raises(TypeError):
+        Approach2(1e-3)
 
 
 def test_get_params_and_roundtrip(tmp_path, paper2):

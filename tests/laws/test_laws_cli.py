@@ -1,4 +1,5 @@
-"""CLI: --json outputs parse with the contract's keys; laws work with torch unimportable; plots."""
+"""CLI of the laws commands: --json outputs with the documented keys, torch-free, warnings on
+stderr, one `error:` line (exit 2) for usage errors and missing output folders."""
 
 import json
 import subprocess
@@ -7,76 +8,118 @@ import sys
 import pytest
 
 PLAN_KEYS = {"n_star", "d_star", "loss", "accuracy", "irreducible_loss", "accuracy_limit", "flops", "fid"}
-TRADEOFF_KEYS = {"omega_n", "omega_d", "overhead", "n", "d"}
-
-# Run the CLI in a fresh interpreter where `import torch` raises ImportError.
-NO_TORCH = "import sys; sys.modules['torch'] = None; sys.argv = ['robustscale'] + sys.argv[1:]; " \
-           "from robustscale.cli import main; main()"
-
-
-def cli(*args, no_torch=False):
-    cmd = [sys.executable, "-c", NO_TORCH, *args] if no_torch else [sys.executable, "-m", "robustscale", *args]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return r
+TRADEOFF_KEYS = {"omega_n", "omega_d", "overhead", "n", "d", "plan"}
+LAW_COMMANDS = "robustscale.commands.fit, robustscale.commands.plan, robustscale.commands.tradeoff, " \
+               "robustscale.commands.plot, robustscale.commands.simulate"
 
 
 def test_laws_import_without_torch():
-    code = ("import sys; sys.modules['torch'] = None; import robustscale.laws, robustscale.laws.plots, "
-            "robustscale.commands.laws; assert sys.modules['torch'] is None; print('ok')")
+    code = (f"import sys; sys.modules['torch'] = None; import robustscale.laws, robustscale.laws.plots, {LAW_COMMANDS}; "
+            "assert sys.modules['torch'] is None; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
-    r = subprocess.run([sys.executable, "-c", "import sys, robustscale.laws, robustscale.commands.laws; print('torch' in sys.modules)"],
+    r = subprocess.run([sys.executable, "-c", f"import sys, robustscale.laws, {LAW_COMMANDS}; print('torch' in sys.modules)"],
                        capture_output=True, text=True)
     assert r.stdout.strip() == "False"
 
 
-def test_simulate_fit_plan_tradeoff_without_torch(tmp_path):
+def test_simulate_fit_plan_tradeoff_without_torch(tmp_path, cli):
     obs, law = tmp_path / "obs.csv", tmp_path / "law.json"
-    out = json.loads(cli("simulate", "--law", "paper-approach2", "--out", str(obs), "--json", no_torch=True).stdout)
-    assert out == {"out": str(obs), "rows": 1160, "runs": 232}
-    fitted = json.loads(cli("fit", str(obs), "--approach", "2", "--out", str(law), "--json", no_torch=True).stdout)
-    assert {"approach", "params", "objective", "n_obs"} <= set(fitted) and fitted["approach"] == 2
+    r = cli("simulate", "--law", "paper-approach2", "--out", obs, "--noise", "0.005", "--json", no_torch=True)
+    assert r.json == {"out": str(obs), "rows": 1160, "runs": 232}
+    fitted = cli("fit", obs, "--approach", "2", "--out", law, "--json", no_torch=True).json
+    assert {"approach", "params", "objective", "n_obs", "diagnostics", "identified", "anchored"} <= set(fitted)
+    assert fitted["approach"] == 2 and fitted["quality_sources"] == ["EDM-10", "EDM-20", "EDM-7", "PFGM++"]
     assert json.loads(law.read_text())["params"] == fitted["params"]
-    plan = json.loads(cli("plan", "--law", str(law), "--flops", "1e25", "--fid", "1.76", "--json", no_torch=True).stdout)
+    plan = cli("plan", "--law", law, "--flops", "1e25", "--fid", "1.76", "--json", no_torch=True).json
     assert PLAN_KEYS <= set(plan) and plan["flops"] == 1e25 and plan["fid"] == 1.76
     assert plan["n_star"] * plan["d_star"] * 7822 == pytest.approx(1e25)
-    trade = json.loads(cli("tradeoff", "--law", str(law), "--flops", "1e24", "--fid", "1.65", "--omega-n", "0.5",
-                           "--json", no_torch=True).stdout)
+    trade = cli("tradeoff", "--law", law, "--flops", "1e24", "--fid", "1.65", "--omega-n", "0.5", "--json",
+                no_torch=True).json
     assert TRADEOFF_KEYS <= set(trade) and trade["omega_n"] == 0.5 and trade["omega_d"] > 1 and 0 < trade["overhead"] < 0.5
 
 
-def test_plan_lists_and_presets():
+def test_fit_options_prior_quality_flops(tmp_path, sim_obs, cli):
+    obs, out = tmp_path / "obs.csv", tmp_path / "law.json"
+    sim_obs.to_csv(obs, index=False)
+    r = cli("fit", obs, "--out", out, "--quality-sources", "EDM-7,EDM-10", "--quality-sources", "EDM-20",
+                "--prior", "paper-approach2", "--flops-per-param-sample", "6000", "--json")
+    assert r.returncode == 0, r
+    law = r.json
+    assert law["quality_sources"] == ["EDM-10", "EDM-20", "EDM-7"] and law["flops_per_param_sample"] == 6000
+    assert law["anchored"] == {"prior": "paper-approach2", "reason": "requested", "strength": None}
+    assert law["params"]["alpha"] == pytest.approx(0.24434519315396275)
+    assert "kept from the prior paper-approach2" in r.stderr and r.stderr.startswith("warning: ")
+
+
+def test_plan_lists_and_presets(cli):
     r = cli("plan", "--law", "paper-approach3", "--flops", "1e22,1e24", "--flops", "1e25", "--fid", "1.76", "--json")
-    plans = json.loads(r.stdout)["plans"]
+    plans = r.json["plans"]
     assert [p["flops"] for p in plans] == [1e22, 1e24, 1e25]
     assert round(plans[-1]["loss"], 2) == 0.63 and all(PLAN_KEYS <= set(p) for p in plans)
     assert len(r.stdout.strip().splitlines()) == 1
+    r = cli("plan", "--law", "paper-approach1", "--flops", "1e25", "--fid", "1.76", "--json")
+    assert round(r.json["loss"], 2) == 0.50 and r.json["a"] == 0.56
 
 
-def test_fit_bootstrap_and_plan_intervals(tmp_path, small_obs):
-    """CLI plumbing of --bootstrap (Approach 1 refits in milliseconds; test_bootstrap covers Approach 2)."""
+def test_fit_bootstrap_and_plan_intervals(tmp_path, small_obs, cli):
     obs, law = tmp_path / "small.csv", tmp_path / "law.json"
     small_obs.to_csv(obs, index=False)
-    fitted = json.loads(cli("fit", str(obs), "--approach", "1", "--out", str(law), "--bootstrap", "5", "--json").stdout)
-    iv = fitted["intervals"]
-    assert iv["k"] == 5 and set(iv["params"]["fashion-mnist"]) >= {"a", "b"}
-    lo, hi = iv["params"]["fashion-mnist"]["a"]
-    assert lo <= fitted["params"]["fashion-mnist"]["a"] * 1.5 and lo <= hi
-    for key in ("n_star", "d_star", "loss", "accuracy"):
-        assert iv[key][0] <= iv[key][1]
-    assert "bootstrap" in json.loads(law.read_text())  # samples kept for plan's intervals
-    plan = json.loads(cli("plan", "--law", str(law), "--flops", "1e16", "--json").stdout)
-    assert plan["intervals"]["n_star"][0] <= plan["n_star"] * 1.5 and plan["intervals"]["loss"][0] <= plan["intervals"]["loss"][1]
+    r = cli("fit", obs, "--out", law, "--bootstrap", "6", "--json")
+    assert r.returncode == 0, r
+    iv = r.json["intervals"]
+    assert iv["k"] == 6 and iv["level"] == 0.9 and set(iv["params"]) == set(r.json["params"])
+    assert "bootstrap" not in r.json and len(json.loads(law.read_text())["bootstrap"]["samples"]) == 6
+    plan = cli("plan", "--law", law, "--flops", "1e15,1e16", "--level", "0.8", "--json").json["plans"]
+    for p in plan:
+        assert p["level"] == 0.8
+        for key in ("n_star", "d_star", "loss", "accuracy"):
+            assert p[f"{key}_lo"] <= p[f"{key}_hi"]
+    table = cli("plan", "--law", law, "--flops", "1e16")
+    assert table.returncode == 0 and "[80% bootstrap interval]" not in table.stdout and "90% bootstrap" in table.stdout
+    trade = cli("tradeoff", "--law", law, "--flops", "1e16", "--omega-n", "0.7", "--json").json
+    assert trade["overhead_lo"] <= trade["overhead_hi"] and "n_star_lo" in trade["plan"]
 
 
-def test_plot_cli(tmp_path):
+def test_small_study_warns_on_stderr(tmp_path, small_obs, cli):
+    obs, law = tmp_path / "small.csv", tmp_path / "law.json"
+    small_obs.to_csv(obs, index=False)
+    r = cli("fit", obs, "--out", law)
+    assert r.returncode == 0, r
+    lines = r.stderr.strip().splitlines()
+    assert lines and all(line.startswith("warning: ") for line in lines)
+    assert any("epsilon, zeta" in line for line in lines)  # one data quality
+    plan = cli("plan", "--law", law, "--flops", "1e16")
+    assert plan.stderr == r.stderr  # the law carries its findings to every later command
+
+
+def test_usage_errors_are_one_error_line(cli):
+    for args in (("fit", "--bogus"), ("plan", "--law", "paper-approach2"), ("plan", "--law", "paper-approach2",
+                                                                               "--flops", "1e24", "--level", "2")):
+        r = cli(*args)
+        assert r.returncode == 2 and r.stdout == ""
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: "), r.stderr
+
+
+def test_out_into_missing_folder_is_an_error(tmp_path, small_obs, cli):
+    obs = tmp_path / "small.csv"
+    small_obs.to_csv(obs, index=False)
+    for args in (("fit", obs, "--out", tmp_path / "nope" / "law.json"),
+                 ("simulate", "--law", "paper-approach2", "--out", tmp_path / "nope" / "obs.csv"),
+                 ("plot", "forecast", "--law", "paper-approach2", "--out", tmp_path / "nope" / "f.png")):
+        r = cli(*args)
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and "does not exist" in r.stderr, r
+    assert not (tmp_path / "nope").exists()
+
+
+def test_plot_cli(tmp_path, cli):
     out = tmp_path / "forecast.svg"
-    r = cli("plot", "forecast", "--out", str(out), "--law", "paper-approach2", "--fid", "0,1.76,35.54", "--json")
-    assert json.loads(r.stdout) == {"out": str(out)} and out.read_text().lstrip().startswith("<?xml")
+    r = cli("plot", "forecast", "--out", out, "--law", "paper-approach2", "--fid", "0,1.76,35.54", "--json")
+    assert r.json == {"out": str(out)} and out.read_text().lstrip().startswith("<?xml")
+    r = cli("plot", "tradeoff", "--out", tmp_path / "t.png", "--law", "paper-approach1")
+    assert r.returncode == 2 and "approach 2 or 3" in r.stderr
 
 
-def test_plot_bad_suffix_writes_nothing(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "robustscale", "plot", "forecast", "--law", "paper-approach2",
-                        "--out", str(tmp_path / "f.pdf")], capture_output=True, text=True)
+def test_plot_bad_suffix_writes_nothing(tmp_path, cli):
+    r = cli("plot", "forecast", "--law", "paper-approach2", "--out", tmp_path / "f.pdf")
     assert r.returncode == 2 and "png or .svg" in r.stderr and list(tmp_path.iterdir()) == []

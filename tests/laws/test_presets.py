@@ -6,6 +6,7 @@ from robustscale.laws import load_law
 
 # Table 3: (approach, FID) -> printed a, b, L*, E' (None where the paper prints "–").
 TABLE3 = {
+    (1, 1.76): (0.56, 0.43, 0.50, None),
     (2, 1.76): (0.48, 0.52, 0.61, 0.56),
     (2, 0.0): (0.48, 0.52, 0.53, 0.48),
     (3, 1.76): (None, None, 0.63, 0.55),
@@ -18,7 +19,7 @@ def test_table3(approach, fid):
     plan = load_law(f"paper-approach{approach}").plan(1e25, fid)
     a, b, loss, e = TABLE3[(approach, fid)]
     assert round(plan["loss"], 2) == loss
-    assert round(plan["irreducible_loss"], 2) == e
+    assert (None if e is None else round(plan["irreducible_loss"], 2)) == e
     if a is not None:
         assert (round(plan["a"], 2), round(plan["b"], 2)) == (a, b)
 
@@ -35,13 +36,23 @@ def test_presets_round_to_appendix_values(name, printed):
         assert round(params[k], digits) == v, k
 
 
+def test_presets_are_the_authors_unrounded_fits():
+    """The notebook prints B', E' of the DG base fit (FID 1.65); Eq 3 takes them to FID 0."""
+    p2 = load_law("paper-approach2").params_
+    assert p2["alpha"] == 0.24434519315396275 and p2["zeta"] == -0.2767735799358655
+    assert p2["B"] * 2.65 ** p2["zeta"] == pytest.approx(7.551688897933183, rel=1e-12)
+    assert p2["E"] * 2.65 ** p2["epsilon"] == pytest.approx(0.5603731625795364, rel=1e-12)
+    assert load_law("paper-approach3").params_["kappa"] == 0.604209556
+
+
 def test_approach3_b_beta_matches_appendix():
     p = load_law("paper-approach3").params_
     assert round(p["B"] ** p["beta"], 2) == 6.85  # App. F.3.1: "Bβ = 6.85"
 
 
 def test_paper_accuracy_limit_is_about_90_percent():
-    """Abstract: robustness plateaus near 90% at FID 0 (loss E = 0.48 -> 1.2575 - 0.7496*0.48)."""
-    plan = load_law("paper-approach2").plan(1e25, 0.0)
-    assert plan["accuracy_limit"] == pytest.approx(1.2575 - 0.7496 * 0.48)
+    """Abstract: robustness plateaus near 90% at FID 0 (loss E ≈ 0.48 -> 1.2575 - 0.7496·E)."""
+    law = load_law("paper-approach2")
+    plan = law.plan(1e25, 0.0)
+    assert plan["accuracy_limit"] == pytest.approx(1.2575 - 0.7496 * law.params_["E"])
     assert 0.89 < plan["accuracy_limit"] < 0.90

@@ -1,14 +1,10 @@
-"""FLOPs accounting (App. B): c in FLOPs = c N D within 3% of the paper's 7822."""
-
-import json
-import subprocess
-import sys
+"""FLOPs accounting (App. B): c in FLOPs = c N D within 3% of the paper's 7822; one function by mode and shape."""
 
 import pytest
 import torch
 
-from robustscale.flops import (TRAIN_FORWARD_EQUIVALENTS, flops_ratio, flops_summary, forward_flops,
-                               train_flops_per_sample)
+from robustscale.flops import (STANDARD_FORWARD_EQUIVALENTS, TRADES_FORWARD_EQUIVALENTS, flops_ratio,
+                               flops_summary, forward_flops, train_flops_per_sample)
 from robustscale.models import create_model
 
 
@@ -38,7 +34,11 @@ def test_forward_flops_by_hand():
             hooks.append(m.register_forward_hook(linear_hook))
     model.eval()(torch.rand(1, 1, 28, 28))
     assert forward_flops(model) == 2 * macs
-    assert train_flops_per_sample(model) == TRAIN_FORWARD_EQUIVALENTS * 2 * macs == 27 * 2 * macs
+    assert train_flops_per_sample(model) == TRADES_FORWARD_EQUIVALENTS * 2 * macs == 27 * 2 * macs
+    assert train_flops_per_sample(model, mode="standard") == STANDARD_FORWARD_EQUIVALENTS * 2 * macs == 3 * 2 * macs
+    # a registry name at the dataset's shape counts what the built model counts
+    assert train_flops_per_sample("wrn-10-1", (1, 28, 28)) == train_flops_per_sample(model)
+    assert forward_flops("wrn-10-1") > forward_flops("wrn-10-1", (1, 28, 28))  # 3x32x32 by default
 
 
 def test_largest_model_costs_no_memory():
@@ -51,19 +51,19 @@ def test_largest_model_costs_no_memory():
     assert grown_mib < 200
 
 
-def test_cli_json():
-    out = subprocess.run([sys.executable, "-m", "robustscale", "flops", "wrn-82-8", "--json"],
-                         capture_output=True, text=True, check=True).stdout
-    d = json.loads(out)
-    assert d["params"] == 79125466
+def test_cli_json(cli):
+    d = cli("flops", "wrn-82-8", "--json").json
+    assert d["params"] == 79125466 and d["input_shape"] == [3, 32, 32]
     assert d["train_flops_per_sample"] == 27 * d["forward_flops"]
     assert d["c"] == pytest.approx(7822, rel=0.03)
     assert d["c"] == pytest.approx(d["train_flops_per_sample"] / d["params"])
+    standard = cli("flops", "wrn-82-8", "--mode", "standard", "--data", "fashion-mnist", "--json").json
+    assert standard["input_shape"] == [1, 28, 28]
+    assert standard["train_flops_per_sample"] == 3 * standard["forward_flops"] < d["forward_flops"] * 3
 
 
-def test_cli_bad_model():
-    r = subprocess.run([sys.executable, "-m", "robustscale", "flops", "wrn-27-4"],
-                       capture_output=True, text=True)
+def test_cli_bad_model(cli):
+    r = cli("flops", "wrn-27-4")
     assert r.returncode == 2
     assert r.stderr.startswith("error: invalid model 'wrn-27-4'")
     assert len(r.stderr.strip().splitlines()) == 1

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pandas as pd
@@ -18,11 +16,7 @@ from robustscale.runs import collect, list_runs
 from tests.runs.conftest import make_run
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "robustscale", *map(str, args)], capture_output=True, text=True)
-
-
-def test_list_states_and_numbers(tmp_path):
+def test_list_states_and_numbers(tmp_path, cli):
     root = tmp_path / "runs"
     make_run(root, "wrn-10-1", 78_000, 4000)
     running = make_run(root, "wrn-16-1", 175_000, 4000, finished=False)
@@ -43,7 +37,7 @@ def test_list_states_and_numbers(tmp_path):
     assert r.best_pgd_acc == max(m["pgd_acc"] for m in metrics)
     assert runs["wrn-10-1_edm-20_8000"].source == "edm-20" and runs["wrn-10-1_edm-20_8000"].fid == 1.82
     out = cli("runs", "list", root, "--json")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 0, out
     listed = {x["run"]: x for x in json.loads(out.stdout)["runs"]}
     assert listed[stopped.name]["state"] == "stopped" and listed["wrn-10-1_real_4000"]["samples_done"] == 4000
     table = cli("runs", "list", root)
@@ -68,10 +62,10 @@ def test_collect_one_row_per_evaluation(study_runs, tmp_path, suffix):
     assert len(with_std) == 12 * 4
 
 
-def test_collect_cli_and_errors(study_runs, tmp_path):
+def test_collect_cli_and_errors(study_runs, tmp_path, cli):
     r = cli("runs", "collect", study_runs, "--out", tmp_path / "obs.parquet", "--json")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"out": str(tmp_path / "obs.parquet"), "rows": 36, "runs": 9, "sources": ["real"]}
+    assert r.returncode == 0, r
+    assert r.json == {"out": str(tmp_path / "obs.parquet"), "rows": 36, "runs": 9, "sources": ["real"]}
     assert len(pd.read_parquet(tmp_path / "obs.parquet")) == 36
     bad = cli("runs", "collect", study_runs, "--out", tmp_path / "obs.xlsx")
     assert bad.returncode == 2 and "--out" in bad.stderr and not (tmp_path / "obs.xlsx").exists()

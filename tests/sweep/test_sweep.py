@@ -89,7 +89,8 @@ def test_grid_and_dry_run_flops(tmp_path, cli):
     grid = r.json
     flops = {x["run"]: x["flops"] for x in grid["runs"]}
     # TRADES costs 27 forward passes per sample (App. B), standard training 3; bigger model, more FLOPs.
-    assert flops["wrn-10-1_real_2k"] == pytest.approx(2 * flops["wrn-10-1_real_1k"])
+    # whole steps of 32: 1000 -> 1024 and 2000 -> 2016 samples trained
+    assert flops["wrn-10-1_real_2k"] == pytest.approx(2016 / 1024 * flops["wrn-10-1_real_1k"])
     assert flops["wrn-10-1_real_2k"] == pytest.approx(9 * flops["wrn-10-1_real_2k_standard"])
     assert flops["wrn-16-1_real_1k"] > 2 * flops["wrn-10-1_real_1k"]
     assert grid["total_flops"] == pytest.approx(sum(flops.values()))
@@ -125,6 +126,9 @@ def test_sweep_killed_then_resumed_without_redoing_runs(tmp_path, cli):
             continue
         steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
         assert steps == sorted(set(steps))  # a resumed run has no duplicated evaluations
+    planned = {r["run"]: r["flops"] for r in plan(load_sweep(path))["runs"]}
+    for name, flops in planned.items():  # the dry run counts what the trainer records
+        assert json.loads((runs / name / "result.json").read_text())["flops"] == flops
     again = cli("sweep", path, "--json").json
     assert len(again["skipped"]) == 4 and again["finished"] == []
 

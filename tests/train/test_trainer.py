@@ -1,18 +1,20 @@
-"""Training on real Fashion-MNIST: learns robustness, run-directory schema, errors at the boundary."""
+"""Training on real Fashion-MNIST: learns robustness, the reference's recipe, one evaluation, run-directory
+schema, errors at the boundary."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from robustscale.errors import RobustscaleError
-from robustscale.train import TrainConfig, paper_batch_and_lr, parse_samples, train
-from robustscale.train.schedule import one_cycle_lr
+from robustscale.train import TrainConfig, Trainer, paper_batch_and_lr, parse_samples, train
+from robustscale.train.schedule import learning_rate, one_cycle_lr
 
 
 def tiny_config(out, **kw):
     base = dict(model="wrn-10-1", dataset="fashion-mnist", samples=768, out=str(out), batch_size=64, lr=0.1,
-                attack_steps=3, eval_every=128, eval_images=128, eval_steps=5, seed=0)
+                attack_steps=3, eval_every=128, eval_images=128, eval_steps=5, seed=0, epoch_samples=64)
     return TrainConfig(**{**base, **kw})
 
 
@@ -46,7 +48,7 @@ def test_nonfinite_loss_stops_and_names_the_step(tmp_path):
 def test_refuses_existing_run_dir_without_resume(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "file").write_text("")
-    with pytest.raises(RobustscaleError, match="--resume"):
+    with pytest.raises(RobustscaleError, match=r"resume=True"):
         train(tiny_config(tmp_path / "x"), progress=False)
 
 
@@ -74,7 +76,92 @@ def test_paper_rule_and_validation():
         TrainConfig.from_dict({"model": "wrn-28-4", "dataset": "cifar10", "samples": 10, "out": "x", "colour": 1})
 
 
-def test_one_cycle_schedule_shape():
-    lrs = [one_cycle_lr(s, 100, 0.3) for s in range(100)]
-    assert lrs[0] == pytest.approx(0.3 / 25) and max(lrs) == pytest.approx(0.3) and lrs.index(max(lrs)) == 25
-    assert lrs[-1] == pytest.approx(0.3 / 25 / 1e4)
+def test_one_cycle_schedule_is_torchs_onecyclelr_stepped_per_epoch():
+    for total, pct in [(100, 0.025), (400, 0.025), (7, 0.5), (1, 0.025)]:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.3, pct_start=pct, total_steps=total)
+        for epoch in range(total):
+            assert one_cycle_lr(epoch, total, 0.3, pct) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+            opt.step()
+            if epoch < total - 1:
+                sched.step()
+    # a one-step warm-up (pct * total = 1), where torch divides 0 by 0, starts low
+    assert one_cycle_lr(0, 40, 0.3, 0.025) == pytest.approx(0.3 / 25)
+    # one learning rate per epoch of 3 updates; 10 updates are 4 epochs (the last one short)
+    lrs = [learning_rate(s, 10, 3, 0.3, 0.25) for s in range(10)]
+    assert lrs[0:3] == [lrs[0]] * 3 and lrs[3:6] == [lrs[3]] * 3 and lrs[9] == one_cycle_lr(3, 4, 0.3, 0.25)
+    assert lrs[0] == pytest.approx(0.3 / 25) and lrs[-1] == pytest.approx(0.3 / 25 / 1e4)
+
+
+def test_ema_equals_the_model_for_the_first_steps_then_decays():
+    from robustscale.train.ema import EMA
+
+    model = torch.nn.Linear(2, 2)
+    ema = EMA(model, decay=0.995, start_step=0.025 * 400)  # the reference: 2.5% of the updates
+    assert [ema.decay_at(s) for s in (0, 8)] == [0.0, 0.0]  # updates 1..9 copy the model
+    assert ema.decay_at(9) == pytest.approx(1 / 10) and ema.decay_at(10) == pytest.approx(2 / 11)
+    assert ema.decay_at(399) == pytest.approx(391 / 400) and ema.decay_at(10_000) == 0.995
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model, 0)
+    assert torch.equal(ema.model.weight, model.weight)
+
+
+def test_recipe_defaults_are_the_references():
+    c = TrainConfig(model="wrn-28-4", dataset="cifar10", samples="5M", out="x")
+    assert (c.warmup_fraction, c.ema_start_fraction, c.epoch_samples, c.attack_start) == (0.025, 0.025, 50_000,
+                                                                                          "uniform")
+    assert (c.weight_decay, c.weight_decay_bn, c.real_fraction) == (5e-4, False, 1 / 8)
+    with pytest.raises(RobustscaleError, match="^real_fraction: .*synthetic"):
+        TrainConfig(model="wrn-28-4", dataset="cifar10", samples=10, out="x", real_fraction=0)
+
+
+def test_for_resume_merges_the_stored_config(tmp_path):
+    stored = {**tiny_config(tmp_path).resolved().asdict(), "params": 1, "sources": []}  # as config.json holds
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    config = TrainConfig.for_resume(tmp_path, device="cpu", samples=None)
+    assert config.device == "cpu" and config.samples == 768 and config.batch_size == 64
+    with pytest.raises(RobustscaleError, match="^model: required"):
+        TrainConfig.for_resume(tmp_path / "empty")
+
+
+def _write_idx(path, array):
+    """An uncompressed idx file (Fashion-MNIST's format) of a uint8 array."""
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, ">u4").tobytes()
+    path.write_bytes(header + np.ascontiguousarray(array, np.uint8).tobytes())
+
+
+def test_heldout_scores_are_evaluates_scores(tmp_path):
+    """Training's held-out PGD-40-CW loss and `evaluate`'s agree on the same model and images: one definition."""
+    from robustscale.evaluate import EvalConfig, evaluate_checkpoint
+
+    trainer = Trainer(tiny_config(tmp_path / "run", samples=128, eval_every=128, eval_images=64, eval_steps=40,
+                                  attack_steps=2), progress=False)
+    final = trainer.run()["final"]
+    # BatchNorm parameters are not decayed (the reference's groups); the rest is
+    decay, no_decay = trainer.optimizer.param_groups
+    assert no_decay["weight_decay"] == 0 and decay["weight_decay"] == 5e-4
+    assert {id(p) for p in no_decay["params"]} == {id(p) for n, p in trainer.model.named_parameters()
+                                                   if "batchnorm" in n}
+    images, labels = trainer.heldout
+    data = tmp_path / "heldout"  # the held-out images as a Fashion-MNIST test split, read by `evaluate`
+    data.mkdir()
+    _write_idx(data / "t10k-images-idx3-ubyte", images[..., 0])
+    _write_idx(data / "t10k-labels-idx1-ubyte", labels)
+    scores = evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path / "run"), data="fashion-mnist",
+                                            data_dir=str(data), attack="pgd40-cw", n=64, out=str(tmp_path / "eval"),
+                                            device="cpu"), progress=False)
+    assert 0 < final["loss"] and abs(scores["loss"] - final["loss"]) < 1e-6, (scores["loss"], final["loss"])
+    assert (scores["clean_acc"], scores["robust_acc"]["pgd40-cw"]) == (final["clean_acc"], final["pgd_acc"])
+
+
+def test_synthetic_only_run_records_its_sources_fid(tmp_path, synthetic_store):
+    trainer = Trainer(tiny_config(tmp_path / "syn", samples=128, eval_every=128, eval_images=64, eval_steps=2,
+                                  attack_steps=1, real_fraction=0, synthetic=[str(synthetic_store)]), progress=False)
+    assert (trainer.sampler.n_real, trainer.sampler.n_synthetic) == (0, 64)
+    assert len(trainer.heldout[1]) == 64  # scored on real held-out images all the same
+    result = trainer.run()
+    config = json.loads((tmp_path / "syn" / "config.json").read_text())
+    assert result["fid"] == config["fid"] == 12.5 and config["real_fraction"] == 0
+    assert result["synthetic_passes"] == pytest.approx(128 / 10000)
+    assert 0 < result["final"]["loss"] < 10

@@ -13,8 +13,21 @@ def register(app: typer.Typer) -> None:
     app.command()(evaluate)
 
 
+def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+    """'0.5,0.5,0.5' -> (0.5, 0.5, 0.5)."""
+    from robustscale.errors import RobustscaleError
+
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise RobustscaleError(f"{flag}: expected comma-separated numbers such as 0.5,0.5,0.5, got {text!r}") from None
+
+
 def evaluate(
-    checkpoint: Path = typer.Argument(..., help="Weights: a run dir, <stem>.safetensors/.json or the stem."),
+    checkpoint: Path = typer.Argument(..., help="Weights: a run dir, <stem>.safetensors/.json or the stem, or a "
+                                      "PyTorch state dict (.pt/.pth) of a DeepMind-style WRN (RobustBench's format)."),
     data: str = typer.Option(..., "--data", help="cifar10 or fashion-mnist (its test split)."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Folder of the dataset files."),
     attack: str = typer.Option("both", "--attack", help="pgd40-cw, autoattack or both."),
@@ -24,7 +37,13 @@ def evaluate(
     batch_size: int = typer.Option(256, "--batch-size", help="Images per attack batch."),
     chunk_size: int = typer.Option(500, "--chunk-size", help="Images per saved (resumable) chunk."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
+    arch: str = typer.Option(None, "--arch", help="A .pt checkpoint's model, e.g. wrn-70-16 (default: read off "
+                             "the tensors' shapes)."),
+    mean: str = typer.Option(None, "--mean", help="A .pt checkpoint's input mean per channel, e.g. "
+                             "0.4914,0.4822,0.4465 (default: the file's, else RobustBench's CIFAR-10)."),
+    std: str = typer.Option(None, "--std", help="A .pt checkpoint's input std per channel (default as --mean)."),
     json_output: JsonOption = False,
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
     """Clean accuracy, PGD-40-CW and/or AutoAttack robust accuracy and the paper's loss (TRADES
     beta=5 on PGD-40-CW examples); writes eval.json, per_image.parquet, adversarial.npz, clean.npz
@@ -34,8 +53,9 @@ def evaluate(
     config = EvalConfig(checkpoint=str(checkpoint), data=data,
                         data_dir=str(data_dir) if data_dir else None, attack=attack, n=n,
                         eps=parse_eps(eps) if eps is not None else None, out=str(out),
-                        batch_size=batch_size, chunk_size=chunk_size, device=device)
-    result = evaluate_checkpoint(config, progress=True)
+                        batch_size=batch_size, chunk_size=chunk_size, device=device, arch=arch,
+                        mean=_floats(mean, "--mean"), std=_floats(std, "--std"))
+    result = evaluate_checkpoint(config, progress=not no_progress)
     emit(result, json_output, lambda r: _render(r, out))
 
 

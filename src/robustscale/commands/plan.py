@@ -43,7 +43,10 @@ def _render(rows: list[dict], law: str, fid: float) -> None:
                   with_interval(p, "loss", lambda x: f"{x:.4f}"), with_interval(p, "accuracy", pct),
                   "–" if p["irreducible_loss"] is None else f"{p['irreducible_loss']:.4f}",
                   "–" if p["accuracy_limit"] is None else pct(p["accuracy_limit"]), f"{p['a']:.3f}", f"{p['b']:.3f}")
-    console().print(t)
+    from rich.console import Console
+
+    wide = "level" in rows[0]  # intervals need the room: a terminal rewraps, a file keeps the lines
+    (Console(width=max(150, console().width)) if wide else console()).print(t)
 
 
 def register(app: typer.Typer) -> None:

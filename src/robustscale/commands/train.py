@@ -21,6 +21,8 @@ def train_command(
     out: Path = typer.Option(..., "--out", help="Run directory (must be new or empty unless --resume)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder of the real dataset."),
     synthetic: Optional[List[Path]] = typer.Option(None, "--synthetic", help="Synthetic shard store (repeatable)."),
+    real_fraction: Optional[float] = typer.Option(None, "--real-fraction", help="Share of real images per batch "
+                                                  "with --synthetic (1/8); 0 = synthetic only (App. E)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="trades (default, adversarial) or standard (plain CE)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch; default from --samples (App. D)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate; default from --samples (App. D)."),
@@ -29,6 +31,8 @@ def train_command(
     eval_every: Optional[str] = typer.Option(None, "--eval-every", help="Samples between evaluations (default 1/10 run)."),
     eval_images: Optional[int] = typer.Option(None, "--eval-images", help="Held-out real images (1024)."),
     eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="PGD-CW steps at evaluation (40)."),
+    epoch_samples: Optional[int] = typer.Option(None, "--epoch-samples", help="Samples per epoch, the learning "
+                                                "rate's step (50000, the reference's); --batch-size steps per update."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
     accum_steps: Optional[int] = typer.Option(None, "--accum-steps", help="Micro-batches per step per process (1)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Run seed (0)."),
@@ -45,31 +49,20 @@ def train_command(
     With --resume and no --model/--data/--samples, the run's own config.json supplies them.
     Multi-GPU: torchrun --nproc-per-node K -m robustscale train ...
     """
-    import json
-
-    from robustscale.errors import RobustscaleError
     from robustscale.train import TrainConfig, parse_samples, train
 
-    base: dict = {}
-    stored = out / "config.json"
-    if resume and stored.exists():
-        from dataclasses import fields
-
-        names = {f.name for f in fields(TrainConfig)}
-        base = {k: v for k, v in json.loads(stored.read_text()).items() if k in names}
     given = {"model": model, "dataset": data, "samples": samples, "data_dir": data_dir and str(data_dir),
-             "synthetic": [str(s) for s in synthetic] if synthetic else None, "batch_size": batch_size,
-             "mode": mode, "lr": lr, "eps": eps, "attack_steps": attack_steps, "eval_images": eval_images,
-             "eval_steps": eval_steps,
+             "synthetic": [str(s) for s in synthetic] if synthetic else None, "real_fraction": real_fraction,
+             "batch_size": batch_size, "mode": mode, "lr": lr, "eps": eps, "attack_steps": attack_steps,
+             "eval_images": eval_images, "eval_steps": eval_steps, "epoch_samples": epoch_samples,
              "eval_every": parse_samples(eval_every, "eval_every") if eval_every else None,
-             "checkpoint_every": checkpoint_every, "accum_steps": accum_steps, "seed": seed, "device": device, "bf16": bf16}
-    base.update({k: v for k, v in given.items() if v is not None})
-    base["out"] = str(out)
-    base.update({k: v for k, v in (("compile", compile), ("sync_bn", sync_bn)) if v})
-    for flag, key in (("--model", "model"), ("--data", "dataset"), ("--samples", "samples")):
-        if key not in base:
-            raise RobustscaleError(f"{flag}: required (or --resume a run that has a config.json)")
-    result = train(TrainConfig.from_dict(base), resume=resume, progress=not no_progress)
+             "checkpoint_every": checkpoint_every, "accum_steps": accum_steps, "seed": seed, "device": device,
+             "bf16": bf16, "compile": compile or None, "sync_bn": sync_bn or None}
+    if resume:
+        config = TrainConfig.for_resume(out, **given)
+    else:
+        config = TrainConfig.from_dict({**{k: v for k, v in given.items() if v is not None}, "out": str(out)})
+    result = train(config, resume=resume, progress=not no_progress)
     emit(result, json_output, _render)
 
 

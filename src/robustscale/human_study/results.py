@@ -33,15 +33,17 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def answer_rows(s: Session, study: Study) -> list[dict]:
-    q = (select(Answer, Rater, Image, Reply.text).join(Rater, Answer.rater_id == Rater.id)
+    # image columns, not Image rows: an export must not read every PNG
+    q = (select(Answer, Rater, Image.position, Image.index, Image.label, Image.prediction,
+                Reply.text).join(Rater, Answer.rater_id == Rater.id)
          .join(Image, Answer.image_id == Image.id).outerjoin(Reply, Reply.answer_id == Answer.id)
          .where(Rater.study_id == study.id).order_by(Rater.id, Answer.id))
-    return [{"study": study.name, "rater": r.name, "kind": r.kind, "position": im.position,
-             "index": im.index, "phase": a.phase, "label": im.label, "prediction": im.prediction,
+    return [{"study": study.name, "rater": r.name, "kind": r.kind, "position": position,
+             "index": index, "phase": a.phase, "label": label, "prediction": prediction,
              "choice": a.choice, "choice_name": study.classes[a.choice],
              "confidence": "high" if a.high_confidence else "low", "seconds": a.seconds,
              "created": a.created.isoformat(), "reply": reply}
-            for a, r, im, reply in s.execute(q)]
+            for a, r, position, index, label, prediction, reply in s.execute(q)]
 
 
 def _safe_cell(value):

@@ -17,7 +17,7 @@ from robustscale.laws.guard import (EXPONENT_BOUNDS, EXPONENTS, LOG_COEFFICIENT_
                                     require_finite, spread_findings)
 from robustscale.laws.huber import grid, huber, multistart
 from robustscale.laws.observations import HIGH_QUALITY_FID
-from robustscale.laws.optimal import omega_d, optimal_allocation, optimal_exponents
+from robustscale.laws.optimal import omega_d, optimal_allocation
 from robustscale.laws.planning import default_budget
 
 # App. F.2.1 initialisation grids (a = log A, b = log B, e = log E): 5^5 = 3125 base starts ...
@@ -265,10 +265,6 @@ class Approach2(ParametricLaw):
         n, d = optimal_allocation(flops, p["A"], self.quality_terms(fid)[0], p["alpha"], p["beta"],
                                   self.flops_per_param_sample_)
         return n, d, self.predict_loss(n, d, fid)
-
-    def exponents(self, flops: float, fid: float = 0.0) -> tuple[float, float]:
-        """Eq 4's a, b (the same at every budget and FID)."""
-        return optimal_exponents(self.params_["alpha"], self.params_["beta"])
 
     def _omega_d(self, omega_n, n_star, d_star, loss, fid):
         p = self.params_

@@ -16,6 +16,8 @@ from robustscale.errors import RobustscaleError
 from robustscale.fileio import atomic_path
 from robustscale.laws.observations import final_points, load_observations
 
+LOSS_LABEL = "held-out robust loss (nats)"  # the TRADES loss under PGD-CW (§3.1), a cross-entropy
+
 
 def _figure(ncols: int, width: float = 4.2):
     import matplotlib
@@ -34,6 +36,10 @@ def _save(fig, out) -> Path:
     if out.suffix not in (".png", ".svg"):
         plt.close(fig)
         raise RobustscaleError(f"{out}: expected a .png or .svg output file")
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if axis.get_scale() == "log":
+                _log_ticks(axis)
     fig.tight_layout()
     try:
         with atomic_path(out, make_parents=False) as tmp:
@@ -41,6 +47,19 @@ def _save(fig, out) -> Path:
     finally:
         plt.close(fig)
     return out
+
+
+def _log_ticks(axis) -> None:
+    """At most ~5 labelled ticks on a log axis: matplotlib labels minor ticks (2x10^13, 3x10^13, ...)
+    when the range spans under a decade, and those labels overprint each other."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    lo, hi = sorted(axis.get_view_interval())
+    decades = np.log10(hi / lo) if lo > 0 else 10.0
+    subs = (1.0,) if decades >= 2 else (1.0, 3.0) if decades >= 0.7 else (1.0, 2.0, 5.0)
+    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=6))
+    axis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _colors(values):
@@ -73,7 +92,7 @@ def plot_isoflop(obs: pd.DataFrame | str | os.PathLike, law, out, fid: float | N
         for src_fid, srows in rows.groupby("fid"):
             srows = srows.sort_values("samples")
             ax0.plot(srows["flops"], law.predict_loss(n, srows["samples"], src_fid), color=colors[n], lw=0.8)
-    ax0.set(xscale="log", xlabel="training FLOPs", ylabel="loss", title="runs (dots) and law (lines)")
+    ax0.set(xscale="log", xlabel="training FLOPs", ylabel=LOSS_LABEL, title="runs (dots) and law (lines)")
     ax0.legend(fontsize=6)
     flops = np.geomspace(obs["flops"].min() / 10, obs["flops"].max() * 100, 80)
     n_grid = np.geomspace(obs["params"].min() / 10, obs["params"].max() * 10, 80)
@@ -111,13 +130,14 @@ def plot_envelope(obs: pd.DataFrame | str | os.PathLike, out, law=None, source: 
     for _, curve in rows.sort_values("flops").groupby("run"):
         ax0.plot(curve["flops"], curve["loss"], color=colors[curve["params"].iloc[0]], lw=0.8)
     ax0.plot(env["flops"], env["loss"], color="black", lw=2, label="envelope")
-    ax0.set(xscale="log", xlabel="training FLOPs", ylabel="loss", title=f"{source}: training curves")
+    ax0.set(xscale="log", xlabel="training FLOPs", ylabel=LOSS_LABEL, title=f"{source}: training curves")
     ax0.legend(fontsize=7)
     f = np.geomspace(env["flops"].min(), env["flops"].max() * 100, 50)
-    for ax, col, key, coef, label in ((ax1, "n", "a", "log_n0", "N*"), (ax2, "d", "b", "log_d0", "D*")):
+    for ax, col, key, coef, label, unit in ((ax1, "n", "a", "log_n0", "N*", "parameters"),
+                                             (ax2, "d", "b", "log_d0", "D*", "samples")):
         ax.scatter(env["flops"], env[col], s=4, color="gray")
         ax.plot(f, np.exp(p[coef]) * f ** p[key], color="red", label=f"{label} ∝ F^{p[key]:.2f}")
-        ax.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel=label)
+        ax.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel=f"{label} ({unit})")
         ax.legend(fontsize=7)
     return _save(fig, out)
 

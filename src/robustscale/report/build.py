@@ -146,6 +146,8 @@ def _law_summary(est, budgets: list[float], fid: float) -> dict:
 
 
 def _count(x: float) -> str:
+    if x >= 1e12:
+        return f"{x:.2g}"
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if x >= div:
             return f"{x / div:.3g}{suffix}"

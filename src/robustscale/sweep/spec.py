@@ -277,24 +277,27 @@ def load_sweep(path: str | os.PathLike) -> SweepSpec:
 
 
 def plan(sweep: SweepSpec) -> dict:
-    """The grid with each run's training FLOPs (the trainer's own count) and the totals."""
+    """The grid with each run's training FLOPs and the totals: the trainer's own count (the one FLOPs
+    function, at the dataset's image shape), so a planned run and its finished result.json agree."""
+    import math
+
+    from robustscale.data.datasets import dataset_info
+    from robustscale.flops import flops_summary
+    from robustscale.train.config import TrainConfig
+
+    costs: dict[tuple, dict] = {}
     rows = []
     for r in sweep.runs:
-        cost = _TEMP_training_flops(r.model, r.config["dataset"], r.mode)
+        key = (r.model, r.config["dataset"], r.mode)
+        if key not in costs:
+            costs[key] = flops_summary(r.model, dataset_info(r.config["dataset"]).shape, r.mode)
+        cost = costs[key]
+        batch = TrainConfig.from_dict(r.config).resolved().batch_size
+        trained = math.ceil(r.samples / batch) * batch  # whole steps, as the trainer records them
         rows.append({"run": r.name, "model": r.model, "params": cost["params"], "source": r.source,
                      "fid": r.fid, "samples": r.samples, "mode": r.mode, "world_size": r.world_size,
-                     "flops": cost["flops_per_sample"] * r.samples, "finished": r.finished, "out": str(r.out)})
+                     "flops": cost["train_flops_per_sample"] * trained, "finished": r.finished,
+                     "out": str(r.out)})
     return {"sweep": str(sweep.path), "out": str(sweep.out), "runs": rows,
             "total_flops": sum(r["flops"] for r in rows),
             "todo_flops": sum(r["flops"] for r in rows if not r["finished"])}
-
-
-def _TEMP_training_flops(model, dataset, mode):
-    import torch
-
-    from robustscale.flops import forward_flops, train_flops_per_sample
-    from robustscale.models.registry import create_model
-    with torch.device("meta"):
-        m = create_model(model, dataset=dataset)
-    return {"params": m.get_num_params(),
-            "flops_per_sample": train_flops_per_sample(m) if mode == "trades" else 3 * forward_flops(m)}

@@ -23,63 +23,32 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robustscale.attacks.pgd import pgd_attack
-from robustscale.attacks.trades import BETA, trades_attack, trades_objective
+from robustscale.attacks.evaluation import EVAL_SEED, robust_evaluation
+from robustscale.attacks.trades import trades_loss
 from robustscale.data.augment import random_crop_flip
 from robustscale.data.datasets import images_to_tensor, load_dataset
 from robustscale.data.sampler import ArraySource, MixingSampler
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import write_json, write_text
+from robustscale.models.wideresnet import BN_MOMENTUM, set_bn_momentum
 from robustscale.train import distributed
 from robustscale.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from robustscale.train.config import TrainConfig
 from robustscale.train.ema import EMA
 from robustscale.train.loader import BatchLoader
-from robustscale.train.schedule import one_cycle_lr
+from robustscale.train.schedule import learning_rate
 
 HELDOUT_SEED = 20240101  # fixed, not the run's seed: every run is scored on the same held-out images
-EVAL_BATCH = 256
-STANDARD_FORWARD_EQUIVALENTS = 3  # App. B: plain training ~ 1 forward + 1 backward (~2 forwards)
 CUDA_SYNC_EVERY = 100  # steps between non-finite-loss checks on CUDA (a check is a host sync)
-_AUGMENT, _ATTACK, _EVAL = 1, 2, 3  # purposes of the per-step generators
+_AUGMENT, _ATTACK = 1, 2  # purposes of the per-step generators
 # config fields that may change on resume: where the run lives and how fast it runs, not what it computes
 RESUMABLE_CHANGES = ("out", "data_dir", "synthetic", "device", "compile", "checkpoint_every")
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train a model as `config` says; return the result.json content (see CONTRACTS.md)."""
+    """Train a model as `config` says; return the result.json content. To continue a run, pass
+    `TrainConfig.for_resume(out)` and resume=True."""
     return Trainer(config, resume=resume, progress=progress).run()
-
-
-@contextlib.contextmanager
-def frozen_weights(model: torch.nn.Module):
-    """Parameters that need no gradient: the attack differentiates with respect to its input only.
-
-    Eager autograd would skip weight gradients anyway (`autograd.grad` on the input alone), but a
-    compiled model's backward graph is built from `requires_grad`: with the weights still
-    requiring gradients every compiled PGD step also computes and discards them.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
-@contextlib.contextmanager
-def frozen_bn_stats(model: torch.nn.Module):
-    """Train-mode BatchNorm (batch statistics) that leaves the running statistics untouched."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
-        m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m in bns:
-            m.track_running_stats = True
 
 
 class Trainer:
@@ -111,8 +80,9 @@ class Trainer:
         self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.is_cuda
         self.autocast_dtype = torch.bfloat16 if self.bf16 else None
         self._build_data()
-        self._build_model()
         self.total_steps = math.ceil(cfg.samples / cfg.batch_size)
+        self.steps_per_epoch = math.ceil(cfg.epoch_samples / cfg.batch_size)
+        self._build_model()
         self.step, self.best_pgd_acc, self.best_step, self.time_s, self.lr = 0, -1.0, None, 0.0, cfg.lr
         self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
         self.first_bad_step = torch.full((), -1, device=self.device, dtype=torch.long)
@@ -123,8 +93,8 @@ class Trainer:
     def _check_run_dir(self) -> None:
         self.finished = self.resume and (self.out / "result.json").exists()
         if self.out.exists() and any(self.out.iterdir()) and not self.resume:
-            raise RobustscaleError(f"{self.out}: run directory exists and is not empty; pass --resume to "
-                                   f"continue it, or choose another --out")
+            raise RobustscaleError(f"{self.out}: run directory exists and is not empty; resume it "
+                                   f"(resume=True) or choose another out")
 
     def _build_data(self) -> None:
         cfg = self.cfg
@@ -168,17 +138,22 @@ class Trainer:
         model = create_model(cfg.model, dataset=cfg.dataset)
         self.params = model.get_num_params()
         self.forward_flops = forward_flops(model)
-        self.flops_per_sample = (train_flops_per_sample(model) if cfg.mode == "trades"
-                                 else STANDARD_FORWARD_EQUIVALENTS * self.forward_flops)
+        self.flops_per_sample = train_flops_per_sample(model, model.input_shape(), cfg.mode)
         if cfg.sync_bn and self.dist.enabled:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
-        # §3.1: SGD, Nesterov momentum 0.9, weight decay 5e-4 (on every parameter, as the reference)
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+        self.ema = EMA(model, cfg.ema_decay, start_step=cfg.ema_start_fraction * self.total_steps)
+        # §3.1: SGD, Nesterov momentum 0.9, weight decay 5e-4; BatchNorm parameters undecayed (reference
+        # `group_weight`) unless weight_decay_bn
+        bn = {id(p) for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+              for p in m.parameters()}
+        skip = set() if cfg.weight_decay_bn else bn
+        groups = [{"params": [p for p in model.parameters() if id(p) not in skip]},
+                  {"params": [p for p in model.parameters() if id(p) in skip], "weight_decay": 0.0}]
+        self.optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
                                          weight_decay=cfg.weight_decay, **({"fused": True} if self.is_cuda else {}))
         self.train_net = model
         if self.dist.enabled:
@@ -207,18 +182,15 @@ class Trainer:
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> torch.Tensor:
         cfg = self.cfg
-        autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.bf16)
-        with autocast:
-            clean = self.train_net(x)
         if cfg.mode == "standard":
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.bf16):
+                clean = self.train_net(x)
             return F.cross_entropy(clean.float(), y, label_smoothing=cfg.label_smoothing)
-        with frozen_bn_stats(self.model), frozen_weights(self.model):
-            x_adv = trades_attack(self.attack_net, x, clean, eps=cfg.eps, step_size=cfg.step_size,
-                                  steps=cfg.attack_steps, generator=self._generator(step, micro, _ATTACK, self.device),
-                                  autocast_dtype=self.autocast_dtype)
-        with autocast:
-            adv = self.train_net(x_adv)
-        return trades_objective(clean, adv, y, beta=cfg.beta, label_smoothing=cfg.label_smoothing)
+        # the reference's TRADES step; the attack in train mode with frozen BatchNorm statistics and weights
+        return trades_loss(self.train_net, x, y, eps=cfg.eps, step_size=cfg.step_size, steps=cfg.attack_steps,
+                           beta=cfg.beta, label_smoothing=cfg.label_smoothing, start=cfg.attack_start,
+                           generator=self._generator(step, micro, _ATTACK, self.device),
+                           autocast_dtype=self.autocast_dtype, attack_model=self.attack_net)
 
     def _train_step(self, step: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One step on this process's batch (uint8 NHWC images and labels, already on the device)."""
@@ -249,28 +221,15 @@ class Trainer:
     # --- evaluation -----------------------------------------------------------------------------
 
     def evaluate(self) -> dict:
-        """EMA model on the held-out images: clean acc, PGD-40-CW acc, TRADES loss (beta 5) on those."""
-        cfg, model = self.cfg, self.ema.model
-        gen = self._generator(0, 0, _EVAL, self.device)  # the same attack start at every evaluation
+        """EMA model on the held-out images: clean acc, PGD-40-CW acc and the paper's loss on those, measured
+        by `attacks.evaluation.robust_evaluation` (the definition `robustscale evaluate` uses; fp32)."""
+        self.ema.copy_bn_stats(self.model)
         x_all, y_all = self.heldout
-        clean_ok = adv_ok = torch.zeros((), device=self.device, dtype=torch.long)
-        loss = torch.zeros((), device=self.device)
-        autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.bf16)
-        for i in range(0, len(y_all), EVAL_BATCH):
-            x = images_to_tensor(x_all[i:i + EVAL_BATCH], self.device)
-            y = torch.from_numpy(y_all[i:i + EVAL_BATCH]).to(self.device)
-            with torch.no_grad(), autocast:
-                clean = model(x)
-            # §3.1: PGD-40 on the CW loss; step 2.5 eps / steps (Madry et al.), as attacks.pgd.robust_accuracy
-            x_adv = pgd_attack(model, x, y, eps=cfg.eps, step_size=2.5 * cfg.eps / cfg.eval_steps,
-                               steps=cfg.eval_steps, loss="cw", generator=gen, autocast_dtype=self.autocast_dtype)
-            with torch.no_grad(), autocast:
-                adv = model(x_adv)
-            clean_ok = clean_ok + (clean.argmax(1) == y).sum()
-            adv_ok = adv_ok + (adv.argmax(1) == y).sum()
-            loss = loss + trades_objective(clean, adv, y, beta=BETA, reduction="none").sum()
-        n = len(y_all)
-        return {"clean_acc": clean_ok.item() / n, "pgd_acc": adv_ok.item() / n, "loss": loss.item() / n}
+        y = torch.from_numpy(y_all)
+        r = robust_evaluation(self.ema.model, images_to_tensor(x_all), y, eps=self.cfg.eps,
+                              steps=self.cfg.eval_steps, seed=EVAL_SEED)
+        return {"clean_acc": (r["clean_pred"] == y).float().mean().item(),
+                "pgd_acc": (r["adv_pred"] == y).float().mean().item(), "loss": r["loss"].mean().item()}
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -373,9 +332,11 @@ class Trainer:
             while self.step < self.total_steps:
                 t0 = time.perf_counter()
                 step, images, labels = batches.next()
-                self.lr = one_cycle_lr(step, self.total_steps, cfg.lr, cfg.warmup_fraction)
+                self.lr = learning_rate(step, self.total_steps, self.steps_per_epoch, cfg.lr, cfg.warmup_fraction)
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.lr
+                if step <= 1:  # reference `watrain.py`: BatchNorm momentum 1.0 for the first step only
+                    set_bn_momentum(self.model, 1.0 if step == 0 else BN_MOMENTUM)
                 loss = self._train_step(step, images, labels)
                 bad = ~torch.isfinite(loss)
                 self.first_bad_step = torch.where(bad & (self.first_bad_step < 0), step, self.first_bad_step)
@@ -409,6 +370,7 @@ class Trainer:
         if self.dist.is_main:
             if last is None:  # resumed after the final evaluation was written
                 last = json.loads((self.out / "metrics.jsonl").read_text().splitlines()[-1])
+            self.ema.copy_bn_stats(self.model)
             save_model(self.ema.model, self.out / "model", metadata=last)
             samples = self.total_steps * self.cfg.batch_size
             result = {"out": str(self.out), "model": self.cfg.model, "dataset": self.cfg.dataset,

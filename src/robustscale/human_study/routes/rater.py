@@ -7,6 +7,7 @@ import time
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from robustscale.human_study.answers import (AnswerRejected, answered_count, record_answer,
@@ -65,8 +66,8 @@ def rater_image(request: Request, token: str, image_id: int, phase: str,
         raise HTTPException(404, "no such image in your assignment") from None
     if k > answered_count(s, rater.id):
         raise HTTPException(403, "not reached yet")
-    image = s.get(Image, image_id)
-    png = image.adversarial_png if phase == "adversarial" else image.clean_png
+    column = Image.adversarial_png if phase == "adversarial" else Image.clean_png
+    png = s.scalar(select(column).where(Image.id == image_id))  # one PNG, not the row's two
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
