@@ -64,19 +64,10 @@ def timed(fn, n_steps, warmup, repeats, sync):
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="wrn-10-1")
-    ap.add_argument("--dataset", default="fashion-mnist")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=2, help="steps per timed block")
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (e.g. bf16 dense)")
-    args = ap.parse_args()
-
+def measure(model: str = "wrn-10-1", dataset: str = "fashion-mnist", batch: int = 32, steps: int = 2,
+            warmup: int = 1, repeats: int = 3, device: str | None = None, compile: bool = False,
+            peak_tflops: float | None = None) -> dict:
+    """images/s (mean, std) of our step and of the reference step, their ratio, and MFU when a peak is given."""
     import copy
 
     from robustscale.data.datasets import images_to_tensor, load_dataset
@@ -84,14 +75,14 @@ def main() -> None:
     from robustscale.train import TrainConfig, Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(model=args.model, dataset=args.dataset, samples=10 * args.batch, out=tmp,
-                          batch_size=args.batch, lr=0.1, device=args.device, compile=args.compile, eval_images=16)
-        ours = Trainer(cfg, progress=True)
+        cfg = TrainConfig(model=model, dataset=dataset, samples=10 * batch, out=tmp, batch_size=batch, lr=0.1,
+                          device=device, compile=compile, eval_images=16)
+        ours = Trainer(cfg, progress=False)
     c = ours.cfg
-    device = ours.device
-    images, labels = load_dataset(args.dataset, "train")
-    x = images_to_tensor(images[:args.batch], device)
-    y = torch.from_numpy(labels[:args.batch]).to(device)
+    dev = ours.device
+    images, labels = load_dataset(dataset, "train")
+    x = images_to_tensor(images[:batch], dev)
+    y = torch.from_numpy(labels[:batch]).to(dev)
     x_ours = x.contiguous(memory_format=torch.channels_last) if ours.channels_last else x
     ref_model = copy.deepcopy(ours.model).to(memory_format=torch.contiguous_format).float()
     ref_ema = copy.deepcopy(ref_model)
@@ -107,22 +98,43 @@ def main() -> None:
         reference_step(ref_model, ref_ema, ref_opt, x, y, eps=c.eps, step_size=c.step_size, steps=c.attack_steps,
                        beta=c.beta, smoothing=c.label_smoothing, decay=c.ema_decay)
 
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     fwd = forward_flops(ours.model)
-    rows = []
+    out = {"device": device_name(dev), "model": model, "batch": batch, "attack_steps": c.attack_steps,
+           "bf16": ours.bf16, "compile": compile, "torch": torch.__version__}
     for name, fn, passes in (("reference", ref_step, 2 * c.attack_steps + 7), ("ours", our_step, 2 * c.attack_steps + 6)):
-        times = timed(fn, args.steps, args.warmup, args.repeats, sync)
-        ips = [args.batch * args.steps / t for t in times]
-        rows.append((name, statistics.mean(ips), statistics.stdev(ips) if len(ips) > 1 else 0.0, passes))
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), torch "
-          f"{torch.__version__}, {args.model}, batch {args.batch}, PGD-{c.attack_steps}, bf16 {ours.bf16}, "
-          f"compile {args.compile}")
-    for name, mean, std, passes in rows:
-        mfu = ""
-        if args.peak_tflops:
-            mfu = f"  MFU {100 * mean * passes * fwd / (args.peak_tflops * 1e12):.1f}%"
-        print(f"{name:>9}: {mean:10.1f} ± {std:.1f} images/s{mfu}")
-    print(f"    ratio: {rows[1][1] / rows[0][1]:.2f}x (ours / reference)")
+        ips = [batch * steps / t for t in timed(fn, steps, warmup, repeats, sync)]
+        mean = statistics.mean(ips)
+        out[name] = {"img_s": mean, "std": statistics.stdev(ips) if len(ips) > 1 else 0.0,
+                     "mfu": mean * passes * fwd / (peak_tflops * 1e12) if peak_tflops else None}
+    out["ratio"] = out["ours"]["img_s"] / out["reference"]["img_s"]
+    return out
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="wrn-10-1")
+    ap.add_argument("--dataset", default="fashion-mnist")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=2, help="steps per timed block")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (e.g. bf16 dense)")
+    args = ap.parse_args()
+    r = measure(args.model, args.dataset, args.batch, args.steps, args.warmup, args.repeats, args.device,
+                args.compile, args.peak_tflops)
+    print(f"device {r['device']}, torch {r['torch']}, {r['model']}, batch {r['batch']}, PGD-{r['attack_steps']}, "
+          f"bf16 {r['bf16']}, compile {r['compile']}")
+    for name in ("reference", "ours"):
+        mfu = f"  MFU {100 * r[name]['mfu']:.1f}%" if r[name]["mfu"] is not None else ""
+        print(f"{name:>9}: {r[name]['img_s']:10.1f} ± {r[name]['std']:.1f} images/s{mfu}")
+    print(f"    ratio: {r['ratio']:.2f}x (ours / reference)")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ import time
 import pandas as pd
 import pytest
 
+from robustscale.data.datasets import check_dataset
+from robustscale.demo import run_demo
+from robustscale.errors import RobustscaleError
 from robustscale.report import FIGURES
 
 
@@ -22,6 +25,17 @@ def test_missing_dataset_is_one_line_within_seconds(cli, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr
     assert "dataset-fashion-mnist" in lines[0] and "--data-dir" in lines[0] and "/nonexistent" in lines[0]
     assert not (tmp_path / "out").exists()  # checked before any work
+
+
+def test_dataset_check_names_the_parameter(tmp_path):
+    check_dataset("fashion-mnist")  # the installed package
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    with pytest.raises(RobustscaleError, match=r"^data_dir: no Fashion-MNIST in .* missing train-labels-idx1-ubyte"):
+        check_dataset("fashion-mnist", tmp_path)
+    with pytest.raises(RobustscaleError, match="no CIFAR-10"):
+        check_dataset("cifar10", tmp_path)
+    with pytest.raises(RobustscaleError, match="preset: expected one of fashion-mnist, cifar10"):
+        run_demo(tmp_path / "out", preset="mnist")
 
 
 def test_quick_demo_end_to_end(quick_demo):

@@ -2,7 +2,7 @@
 
 Library functions take `progress: bool` and wrap their loops in `progress_bar(...)`, which
 yields an `advance(n=1)` callable; with `enabled=False` it does nothing (notebooks, tests, --json
-pipelines that want a quiet stderr).
+pipelines that want a quiet stderr) and when stderr is not a terminal.
 """
 
 from __future__ import annotations
@@ -17,15 +17,18 @@ Advance = Callable[..., None]
 def progress_bar(total: float | None, description: str, *, enabled: bool = True,
                  completed: float = 0) -> Iterator[Advance]:
     """A bar for `total` steps (None: unknown) labelled `description`; yields `advance(n=1)`."""
-    if not enabled:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    # A bar is for people: in a log file or a pipe it would only leave blank lines behind.
+    if not enabled or not console.is_terminal:
         yield lambda n=1: None
         return
-    from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=console,
                    transient=True)
     with bar:
         task = bar.add_task(description, total=total, completed=completed)

@@ -14,7 +14,7 @@ from robustscale.errors import RobustscaleError
 from robustscale.human_study.answers import add_rater
 from robustscale.human_study.db import Answer, Image, Rater
 from robustscale.human_study.images import create_study
-from robustscale.human_study.results import export_answers, import_answers, score_study
+from robustscale.human_study.results import import_answers, score_study
 from robustscale.human_study.vlm import vlm_rate
 
 # 20 test images of class 0 (T-shirt/top); the model gets the first 14 right (robust) and is

@@ -105,8 +105,7 @@ def test_out_into_missing_folder_is_an_error(tmp_path, small_obs, cli):
     obs = tmp_path / "small.csv"
     small_obs.to_csv(obs, index=False)
     for args in (("fit", obs, "--out", tmp_path / "nope" / "law.json"),
-                 ("simulate", "--law", "paper-approach2", "--out", tmp_path / "nope" / "obs.csv"),
-                 ("plot", "forecast", "--law", "paper-approach2", "--out", tmp_path / "nope" / "f.png")):
+                 ("simulate", "--law", "paper-approach2", "--out", tmp_path / "nope" / "obs.csv")):
         r = cli(*args)
         assert r.returncode == 2 and r.stderr.startswith("error: ") and "does not exist" in r.stderr, r
     assert not (tmp_path / "nope").exists()

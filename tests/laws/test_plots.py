@@ -26,6 +26,22 @@ def test_paper_plots(tmp_path, sim_obs):
     assert _is_png(plots.plot_envelope(sim_obs, tmp_path / "env.png", source="PFGM++"))
 
 
+def test_missing_output_folder_is_an_error(tmp_path):
+    import pytest
+
+    from robustscale.errors import RobustscaleError
+
+    with pytest.raises(RobustscaleError, match="does not exist"):
+        plots.plot_forecast(load_law("paper-approach2"), tmp_path / "nope" / "fc.png")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_forecast_reaches_1e30_by_default():
+    import inspect
+
+    assert inspect.signature(plots.plot_forecast).parameters["flops_range"].default[1] == 1e30  # Fig. 1
+
+
 def test_matplotlib_backend_not_set_at_import():
     import subprocess
     import sys

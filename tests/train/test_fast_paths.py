@@ -6,11 +6,12 @@ fp32 step (loss value; L2 norm of the weight update):
 - channels_last (fp32): 1e-5 on the loss, 1e-4 on the update (other convolution kernels);
 - torch.compile, inductor CPU backend (fp32, a standard step): 1e-5 and 1e-4 (fused kernels
   reorder float sums);
-- bf16 autocast: 2e-2 on the loss, 0.15 on the update (8-bit mantissas through 10 layers);
+- bf16 autocast: 5e-3 on the loss, 0.1 on the update (8-bit mantissas through 10 layers; measured
+  2.5e-4 and 0.02);
 - fused and foreach SGD against the per-tensor loop, and the foreach EMA against a python loop:
   1e-6 (the same arithmetic, vectorised).
 The compiled attack's backward graph has one output, the input gradient: the weights are frozen.
-Tests marked `cuda` check what only CUDA runs (skipped without a GPU).
+Tests marked `cuda` check what only CUDA runs (skipped without a GPU), bf16 there within 2e-2 and 0.15.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def reference(tmp_path_factory, batch):
 
 @pytest.mark.parametrize("switch, loss_tol, update_tol", [
     ({"channels_last": True}, 1e-5, 1e-4),
-    ({"bf16": True}, 2e-2, 0.15),
+    ({"bf16": True}, 5e-3, 0.1),
 ])
 def test_switch_matches_fp32_eager_step(tmp_path, batch, reference, switch, loss_tol, update_tol):
     loss, update = _step(_trainer(tmp_path, "run", **{"bf16": False, "channels_last": False, **switch}), *batch)

@@ -9,6 +9,7 @@ import typer
 
 from robustscale.commands.law_options import LevelOption, SourcesOption, parse_names, warn_findings, with_interval
 from robustscale.commands.output import JsonOption, emit, table
+from robustscale.errors import RobustscaleError
 
 
 def fit(
@@ -35,6 +36,8 @@ def fit(
     from robustscale.laws.planning import default_budget
     from robustscale.progress import progress_bar
 
+    if approach == 3 and base_source is not None:
+        raise RobustscaleError("--base-source: approach 3 fits every source at once; it is for approaches 1 and 2")
     params = {"source": base_source} if approach == 1 else {"exclude_small_runs": exclude_small_runs}
     if approach == 2:
         params["base_source"] = base_source

@@ -50,8 +50,9 @@ def load(law: str):
 
 
 def warn_findings(est) -> None:
-    for f in getattr(est, "diagnostics_", None) or []:
-        warn(f["message"])
+    """Each distinct finding of the law's guard as one `warning:` line."""
+    for message in dict.fromkeys(f["message"] for f in getattr(est, "diagnostics_", None) or []):
+        warn(message)
     anchored = getattr(est, "anchored_", None)
     if anchored and anchored.get("reason") != "requested":
         warn(f"anchored to {anchored['prior']}: {anchored['reason']}")

@@ -26,7 +26,10 @@ LOG_COEFFICIENT_BOUNDS = (-30.0, 60.0)
 MAX_RELATIVE_SE = 0.5
 MAX_QUALITY_SE = 0.1
 MAX_LOG_SE = float(np.log(10.0))
-MAX_BOOTSTRAP_SPREAD = 10.0  # N* interval wider than this factor: not identified
+MAX_BOOTSTRAP_SPREAD = 10.0
+# Within this of a bound (in the exponent, or ×100 in a log-coefficient) counts as on it: the batched
+# search stops within ~1e-5 of a bound the objective keeps pushing against.
+BOUND_TOLERANCE = 1e-4  # N* interval wider than this factor: not identified
 EXPONENTS = ("alpha", "beta")
 
 
@@ -45,14 +48,14 @@ def require_finite(params: dict) -> None:
 def bound_findings(params: dict, names=EXPONENTS, bounds=EXPONENT_BOUNDS) -> list[dict]:
     lo, hi = bounds
     return [finding(k, "bound", f"{k} = {params[k]:.4g} sits on its bound [{lo:g}, {hi:g}]; the data do not pin it")
-            for k in names if min(abs(params[k] - lo), abs(params[k] - hi)) < 1e-6 * max(1.0, abs(params[k]))]
+            for k in names if min(abs(params[k] - lo), abs(params[k] - hi)) < BOUND_TOLERANCE]
 
 
 def log_bound_findings(log_values: dict) -> list[dict]:
     """A coefficient whose log sits on LOG_COEFFICIENT_BOUNDS (e.g. E -> 0: no floor seen in the runs)."""
     lo, hi = LOG_COEFFICIENT_BOUNDS
     return [finding(k, "bound", f"{k} = {np.exp(v):.3g} sits on its bound (log in [{lo:g}, {hi:g}]); the data do not pin it")
-            for k, v in log_values.items() if min(abs(v - lo), abs(v - hi)) < 1e-6 * max(1.0, abs(v))]
+            for k, v in log_values.items() if min(abs(v - lo), abs(v - hi)) < 100 * BOUND_TOLERANCE]
 
 
 def design_findings(runs, names_n=("alpha",), names_d=("beta",)) -> list[dict]:

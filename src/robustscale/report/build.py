@@ -133,14 +133,20 @@ def _law_summary(est, budgets: list[float], fid: float) -> dict:
     from robustscale.laws import parameter_intervals, plan_table
 
     boot = bool(getattr(est, "bootstrap_", None))
+    diagnostics = list(getattr(est, "diagnostics_", None) or [])
+    identified = dict(getattr(est, "identified_", None) or {})
+    anchored = {d["param"] for d in diagnostics if d["kind"] == "anchored"}
     return {
         "params": dict(est.params_),
         "level": LEVEL if boot else None,
         "k": len(est.bootstrap_) if boot else 0,
         "intervals": parameter_intervals(est, LEVEL) if boot else {},
-        "identified": dict(getattr(est, "identified_", None) or {}),
+        "identified": identified,
+        # per parameter, in words: taken from a prior law, determined by the runs, or not
+        "status": {k: "anchored" if k in anchored else "identified" if identified.get(k, True) else "not identified"
+                   for k in est.params_},
         "anchored": getattr(est, "anchored_", None),
-        "diagnostics": list(getattr(est, "diagnostics_", None) or []),
+        "diagnostics": diagnostics,
         "plans": plan_table(est, budgets, fid, LEVEL),
     }
 

@@ -85,6 +85,8 @@ class TrainConfig:
     # min(tau, (1 + t) / (10 + t)), t counted from there
     ema_start_fraction: float = 0.025
     momentum: float = 0.9  # §3.1: SGD with Nesterov momentum 0.9
+    # BatchNorm running-statistics momentum: reference 0.01 (the model's), 1.0 on the first step (`watrain.py`)
+    bn_momentum: float = 0.01
     weight_decay: float = 5e-4  # §3.1
     weight_decay_bn: bool = False  # reference `group_weight`: BatchNorm weights and biases are not decayed
     # one-cycle cosine schedule (Smith & Topin; reference "cosinew" = torch OneCycleLR): share of the
@@ -142,6 +144,7 @@ class TrainConfig:
         need(0 <= self.label_smoothing < 1, "label_smoothing", "a number in [0, 1)")
         need(0 <= self.ema_decay < 1, "ema_decay", "a number in [0, 1)")
         need(0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
+        need(0 < self.bn_momentum <= 1, "bn_momentum", "a number in (0, 1]")
         need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
         need(0 <= self.warmup_fraction < 1, "warmup_fraction", "a number in [0, 1)")
         need(0 <= self.ema_start_fraction < 1, "ema_start_fraction", "a number in [0, 1)")

@@ -139,6 +139,7 @@ class Trainer:
         self.params = model.get_num_params()
         self.forward_flops = forward_flops(model)
         self.flops_per_sample = train_flops_per_sample(model, model.input_shape(), cfg.mode)
+        self.bn_momentum = BN_MOMENTUM  # the model's, until the loop sets the step's
         if cfg.sync_bn and self.dist.enabled:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = model.to(self.device)
@@ -335,8 +336,12 @@ class Trainer:
                 self.lr = learning_rate(step, self.total_steps, self.steps_per_epoch, cfg.lr, cfg.warmup_fraction)
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.lr
-                if step <= 1:  # reference `watrain.py`: BatchNorm momentum 1.0 for the first step only
-                    set_bn_momentum(self.model, 1.0 if step == 0 else BN_MOMENTUM)
+                # reference `watrain.py`: BatchNorm momentum 1.0 for the first step only (running statistics
+                # start as the first batch's, as Haiku's do), then the configured 0.01
+                bn_momentum = 1.0 if step == 0 else cfg.bn_momentum
+                if bn_momentum != self.bn_momentum:
+                    set_bn_momentum(self.model, bn_momentum)
+                    self.bn_momentum = bn_momentum
                 loss = self._train_step(step, images, labels)
                 bad = ~torch.isfinite(loss)
                 self.first_bad_step = torch.where(bad & (self.first_bad_step < 0), step, self.first_bad_step)
