@@ -115,15 +115,21 @@ def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_arguments(description: str, batch: int, steps: int, steps_help: str) -> argparse.ArgumentParser:
+    """The flags the training and attack benchmarks share (CPU-sized defaults)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--model", default="wrn-10-1")
     ap.add_argument("--dataset", default="fashion-mnist")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=2, help="steps per timed block")
+    ap.add_argument("--batch", type=int, default=batch)
+    ap.add_argument("--steps", type=int, default=steps, help=steps_help)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default=None)
+    return ap
+
+
+def main() -> None:
+    ap = bench_arguments(__doc__.splitlines()[0], 32, 2, "steps per timed block")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (e.g. bf16 dense)")
     args = ap.parse_args()

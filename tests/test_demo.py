@@ -30,7 +30,7 @@ def test_missing_dataset_is_one_line_within_seconds(cli, tmp_path):
 def test_dataset_check_names_the_parameter(tmp_path):
     check_dataset("fashion-mnist")  # the installed package
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"")
-    with pytest.raises(RobustscaleError, match=r"^data_dir: no Fashion-MNIST in .* missing train-labels-idx1-ubyte"):
+    with pytest.raises(RobustscaleError, match=r"^data_dir: no Fashion-MNIST in .*\(missing train-labels-idx1-ubyte"):
         check_dataset("fashion-mnist", tmp_path)
     with pytest.raises(RobustscaleError, match="no CIFAR-10"):
         check_dataset("cifar10", tmp_path)

@@ -24,12 +24,12 @@ def grid_fits():
     for seed in range(8):
         obs = simulate(truth, seed=seed, **GRID)
         budget = 10 * obs["flops"].max()
-        fits.append((fit_law(obs), fit_law(obs, auto_prior="paper-approach2"), truth.plan(budget, 0.0)["n_star"], budget))
+        fits.append((fit_law(obs), fit_law(obs, prior="paper-approach2"), truth.plan(budget, 0.0)["n_star"], budget, obs))
     return fits
 
 
 def test_small_grids_finite_flagged_and_anchored(grid_fits):
-    for free, anchored, true_n, budget in grid_fits:
+    for free, anchored, true_n, budget, _ in grid_fits:
         for est in (free, anchored):
             assert all(math.isfinite(v) for v in est.params_.values())
             assert EXPONENT_BOUNDS[0] <= est.params_["alpha"] <= EXPONENT_BOUNDS[1]
@@ -38,15 +38,23 @@ def test_small_grids_finite_flagged_and_anchored(grid_fits):
         assert not (free.identified_["alpha"] and free.identified_["beta"]), free.diagnostics_
         assert all({"param", "kind", "message"} <= set(d) for d in free.diagnostics_)
         assert free.anchored_ is None
-        assert anchored.anchored_["prior"] == "paper-approach2" and "not identified" in anchored.anchored_["reason"]
         assert anchored.params_["alpha"] == load_law("paper-approach2").params_["alpha"]
         assert 0.5 <= anchored.plan(budget, 0.0)["n_star"] / true_n <= 2
+
+
+def test_auto_prior_anchors_only_when_needed(grid_fits, paper2):
+    free, anchored, _, _, obs = grid_fits[0]
+    auto = fit_law(obs, auto_prior="paper-approach2")
+    assert auto.anchored_["prior"] == "paper-approach2" and "not identified" in auto.anchored_["reason"]
+    assert auto.params_ == anchored.params_
+    assert fit_law(simulate(paper2, seed=0, noise=0.005), auto_prior="paper-approach2").anchored_ is None
 
 
 def test_anchored_law_roundtrips(tmp_path, grid_fits):
     from robustscale.laws import save_law
 
     anchored = grid_fits[0][1]
+    assert anchored.anchored_ == {"prior": "paper-approach2", "reason": "requested", "strength": None}
     save_law(anchored, tmp_path / "law.json")
     again = load_law(tmp_path / "law.json")
     assert again.anchored_ == anchored.anchored_ and again.diagnostics_ == anchored.diagnostics_

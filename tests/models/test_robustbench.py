@@ -16,7 +16,7 @@ def test_export_then_evaluate_gives_identical_scores(trained, tmp_path, cli):
     assert exported.json["model"] == "wrn-10-1"
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     assert "logits.weight" in state and state["mean"].shape == (1, 1, 1)  # DMWideResNet's names and buffers
-    common = ["--data", "fashion-mnist", "--attack", "pgd40-cw", "--n", 24, "--device", "cpu", "--no-progress",
+    common = ["--data", "fashion-mnist", "--attack", "pgd40-cw", "--n", 8, "--device", "cpu", "--no-progress",
               "--json"]
     ours = cli("evaluate", stem, *common, "--out", tmp_path / "ours")
     theirs = cli("evaluate", tmp_path / "model.pt", "--arch", "wrn-10-1", *common, "--out", tmp_path / "theirs")

@@ -75,6 +75,16 @@ def test_cli_invalid_sweep_exits_2_before_launching(tmp_path, cli):
     assert not (tmp_path / "runs").exists()
 
 
+def test_bad_executor_names_the_parameter_and_the_flag(tmp_path, cli):
+    sweep = load_sweep(write_sweep(tmp_path))
+    with pytest.raises(RobustscaleError, match=r"^executor: expected local or slurm, got 'pbs'"):
+        run_sweep(sweep, executor="pbs")
+    with pytest.raises(RobustscaleError, match=r"^max_parallel: expected an integer >= 1"):
+        run_sweep(sweep, max_parallel=0)
+    r = cli("sweep", tmp_path / "sweep.yaml", "--executor", "pbs")
+    assert r.returncode == 2 and r.stderr.startswith("error: --executor: expected local or slurm"), r.stderr
+
+
 def test_grid_and_dry_run_flops(tmp_path, cli):
     path = write_sweep(tmp_path, "sweep.toml", models=["wrn-10-1", "wrn-16-1"], samples=["1k", 2000],
                        baselines=[2000])
@@ -100,8 +110,8 @@ def test_grid_and_dry_run_flops(tmp_path, cli):
 
 
 def test_sweep_killed_then_resumed_without_redoing_runs(tmp_path, cli):
-    """2x2 grid: SIGKILL the sweep once the first run finished, rerun, nothing finished is redone."""
-    path = write_sweep(tmp_path, models=["wrn-10-1", "wrn-16-1"], samples=[128, 256])
+    """3 runs: SIGKILL the sweep once the first run finished, rerun, nothing finished is redone."""
+    path = write_sweep(tmp_path, samples=[64, 128], baselines=[64])
     runs = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "robustscale", "sweep", str(path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -112,25 +122,25 @@ def test_sweep_killed_then_resumed_without_redoing_runs(tmp_path, cli):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     finished = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/result.json")}
-    assert 1 <= len(finished) < 4
+    assert 1 <= len(finished) < 3
     r = cli("sweep", path, "--json")
     assert r.returncode == 0, r.stderr
     result = r.json
     assert sorted(result["skipped"]) == sorted(finished)
-    assert len(result["finished"]) == 4 - len(finished) and result["failed"] == {}
+    assert len(result["finished"]) == 3 - len(finished) and result["failed"] == {}
     for name, mtime in finished.items():
         assert (runs / name / "result.json").stat().st_mtime_ns == mtime  # not rewritten
-    assert len(list(runs.glob("*/result.json"))) == 4
+    assert len(list(runs.glob("*/result.json"))) == 3
     for run in runs.iterdir():
         if run.name.startswith("."):
             continue
         steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
         assert steps == sorted(set(steps))  # a resumed run has no duplicated evaluations
     planned = {r["run"]: r["flops"] for r in plan(load_sweep(path))["runs"]}
-    for name, flops in planned.items():  # the dry run counts what the trainer records
+    for name, flops in planned.items():  # the dry run counts what the trainer records, TRADES and standard
         assert json.loads((runs / name / "result.json").read_text())["flops"] == flops
     again = cli("sweep", path, "--json").json
-    assert len(again["skipped"]) == 4 and again["finished"] == []
+    assert len(again["skipped"]) == 3 and again["finished"] == []
 
 
 def test_failed_run_does_not_stop_others(tmp_path, cli):

@@ -30,7 +30,7 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path, tiny, run_cli, synthetic
     assert not (killed / "result.json").exists(), "the run finished before the kill: make it longer"
 
     refused = run_cli("train", *args, "--out", killed, check=False)
-    assert refused.returncode == 2 and "--resume" in refused.stderr
+    assert refused.returncode == 2 and "resume the run" in refused.stderr
 
     run_cli("train", "--out", killed, "--resume", "--no-progress")  # settings come from config.json
     a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(killed / "model.safetensors")

@@ -49,7 +49,7 @@ def test_nonfinite_loss_stops_and_names_the_step(tmp_path):
 def test_refuses_existing_run_dir_without_resume(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "file").write_text("")
-    with pytest.raises(RobustscaleError, match=r"resume=True"):
+    with pytest.raises(RobustscaleError, match=r"resume the run"):
         train(tiny_config(tmp_path / "x"), progress=False)
 
 

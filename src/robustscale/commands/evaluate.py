@@ -34,8 +34,8 @@ def evaluate(
     n: int = typer.Option(10000, "--n", help="Number of test images (the first n)."),
     eps: str = typer.Option(None, "--eps", help="L-inf radius, e.g. 8/255 (default: the dataset's)."),
     out: Path = typer.Option(..., "--out", help="Output folder (a half-finished one is resumed)."),
-    batch_size: int = typer.Option(256, "--batch-size", help="Images per attack batch."),
-    chunk_size: int = typer.Option(500, "--chunk-size", help="Images per saved (resumable) chunk."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Images per attack batch (256)."),
+    chunk_size: int = typer.Option(None, "--chunk-size", help="Images per saved (resumable) chunk (500)."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
     arch: str = typer.Option(None, "--arch", help="A .pt checkpoint's model, e.g. wrn-70-16 (default: read off "
                              "the tensors' shapes)."),
@@ -50,11 +50,11 @@ def evaluate(
     and robustbench.json under --out."""
     from robustscale.evaluate import EvalConfig, evaluate_checkpoint, parse_eps
 
+    sizes = {k: v for k, v in (("batch_size", batch_size), ("chunk_size", chunk_size)) if v is not None}
     config = EvalConfig(checkpoint=str(checkpoint), data=data,
                         data_dir=str(data_dir) if data_dir else None, attack=attack, n=n,
-                        eps=parse_eps(eps) if eps is not None else None, out=str(out),
-                        batch_size=batch_size, chunk_size=chunk_size, device=device, arch=arch,
-                        mean=_floats(mean, "--mean"), std=_floats(std, "--std"))
+                        eps=parse_eps(eps) if eps is not None else None, out=str(out), device=device,
+                        arch=arch, mean=_floats(mean, "--mean"), std=_floats(std, "--std"), **sizes)
     result = evaluate_checkpoint(config, progress=not no_progress)
     emit(result, json_output, lambda r: _render(r, out))
 

@@ -21,8 +21,17 @@ def sweep(
 
     from robustscale.errors import RobustscaleError
     from robustscale.sweep import load_sweep, plan, run_sweep
+    from robustscale.sweep.executors import check_arguments
 
     err = Console(stderr=True)
+    try:
+        check_arguments(executor, max_parallel)
+    except RobustscaleError as e:  # the library names its parameters; say which flag set them
+        message = str(e)
+        for param, flag in (("executor:", "--executor:"), ("max_parallel:", "--max-parallel:")):
+            if message.startswith(param):
+                message = flag + message[len(param):]
+        raise RobustscaleError(message) from None
     spec = load_sweep(sweep_file)
     grid = plan(spec)
     if dry_run:
@@ -39,11 +48,7 @@ def sweep(
             if state in ("finished", "failed", "skipped"):
                 advance()
 
-        try:
-            result = run_sweep(spec, executor=executor, max_parallel=max_parallel, on_run=on_run)
-        except RobustscaleError as e:  # the library names its parameters; say which flag set them
-            raise RobustscaleError(str(e).replace("executor:", "--executor:", 1)
-                                   .replace("max_parallel:", "--max-parallel:", 1)) from None
+        result = run_sweep(spec, executor=executor, max_parallel=max_parallel, on_run=on_run)
     emit({**result.asdict(), "total_flops": grid["total_flops"]}, json_output, lambda _: _render_result(result))
     if result.failed:
         raise typer.Exit(1)

@@ -23,7 +23,7 @@ _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)  # split
 
 
 class ArraySource:
-    """In-memory data source (real datasets, tests): the data-source protocol of CONTRACTS.md."""
+    """In-memory data source (real datasets, tests): what the sampler reads from (`len`, `read(indices)`)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, name: str, fid: float | None = None):
         if images.ndim != 4 or images.dtype != np.uint8:

@@ -137,7 +137,7 @@ class Approach2(ParametricLaw):
         self.params_ = {"A": float(np.exp(a)), "B": float(np.exp(b_s - zeta * q_s)), "E": float(np.exp(e_s - epsilon * q_s)),
                         "alpha": float(alpha), "beta": float(beta), "epsilon": float(epsilon), "zeta": float(zeta)}
         require_finite(self.params_)
-        self.n_obs_ = int(len(base_runs) + len(qual_runs))
+        self.n_obs_ = int(len(base_runs) + (len(qual_runs) if fit_quality else 0))
         self.base_source_ = base
         self.quality_sources_ = sorted(qual_runs["source"].unique().tolist()) if fit_quality else []
         findings += self._fit_common(obs, base)

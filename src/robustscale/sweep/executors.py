@@ -95,6 +95,14 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[-1] if lines else ''}"
 
 
+def check_arguments(executor: str, max_parallel: int) -> None:
+    """RobustscaleError naming the parameter when run_sweep's executor or max_parallel is invalid."""
+    if executor not in ("local", "slurm"):
+        raise RobustscaleError(f"executor: expected local or slurm, got {executor!r}")
+    if max_parallel < 1:
+        raise RobustscaleError(f"max_parallel: expected an integer >= 1, got {max_parallel}")
+
+
 def run_sweep(sweep: SweepSpec, executor: str = "local", max_parallel: int = 1,
               on_run: Callable[[SweepRun, str], None] | None = None, cluster: str | None = None,
               state_timeout_s: float = STATE_TIMEOUT_S) -> SweepResult:
@@ -106,10 +114,7 @@ def run_sweep(sweep: SweepSpec, executor: str = "local", max_parallel: int = 1,
     "local" stand-in). on_run(run, state) is called as runs start/finish. state_timeout_s: how long
     a Slurm job may be unknown to both the queue and accounting before it counts as failed.
     """
-    if executor not in ("local", "slurm"):
-        raise RobustscaleError(f"executor: expected local or slurm, got {executor!r}")
-    if max_parallel < 1:
-        raise RobustscaleError(f"max_parallel: expected an integer >= 1, got {max_parallel}")
+    check_arguments(executor, max_parallel)
     t0 = time.perf_counter()
     notify = on_run or (lambda run, state: None)
     skipped = [r.name for r in sweep.runs if r.finished]

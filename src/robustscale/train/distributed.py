@@ -1,7 +1,10 @@
-"""Process-group setup for `torchrun --nproc-per-node K -m robustscale train ...` (DDP).
+"""Process-group setup for DDP: `torchrun --nproc-per-node K -m robustscale train ...`, or a sweep's
+multi-task Slurm job.
 
-torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; without them the run is a single process.
-NCCL on CUDA, gloo on CPU.
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; in a Slurm job the sweep's
+executor exports the same variables from SLURM_* before training (`sweep.executors`), so the trainer
+sees one interface. Without them the run is a single process. NCCL on CUDA (device cuda:LOCAL_RANK),
+gloo on CPU.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class DistInfo:
 
 
 def init_distributed(device_type: str) -> DistInfo:
-    """Join the process group torchrun describes (if any) and return this process's place in it."""
+    """Join the process group the environment describes (if any) and return this process's place in it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()

@@ -93,7 +93,7 @@ class Trainer:
     def _check_run_dir(self) -> None:
         self.finished = self.resume and (self.out / "result.json").exists()
         if self.out.exists() and any(self.out.iterdir()) and not self.resume:
-            raise RobustscaleError(f"{self.out}: run directory exists and is not empty; resume it "
+            raise RobustscaleError(f"{self.out}: run directory exists and is not empty; resume the run "
                                    f"(resume=True) or choose another out")
 
     def _build_data(self) -> None:
