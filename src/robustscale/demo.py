@@ -15,6 +15,7 @@ Training throughput behind the preset (TRADES with 2 attack steps, batch 64, 2 t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -60,9 +61,9 @@ QUICK = {  # tests and smoke checks: two sizes, two tiny budgets, light evaluati
     "models": ["wrn-10-1", "wrn-16-1"],
     "samples": [128, 256],
     "baselines": [256],
-    "train": {"batch_size": 32, "epoch_samples": 32, "lr": 0.1, "bn_momentum": 0.3, "ema_decay": 0.5,
+    "train": {"batch_size": 16, "epoch_samples": 16, "lr": 0.2, "bn_momentum": 0.3, "ema_decay": 0.5,
               "attack_steps": 1, "step_size": 0.1},
-    "evaluation": {"eval_every": 64, "eval_images": 32, "eval_steps": 3},
+    "evaluation": {"eval_every": 128, "eval_images": 128, "eval_steps": 3},
     "bootstrap": 0,
 }
 
@@ -115,7 +116,14 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
         if state != "running":
             log(f"  [{done[0]}/{len(sweep.runs)}] {state:8s} {run.name}  ({time.perf_counter() - t_start:.0f} s)")
 
-    result = run_sweep(sweep, executor="local", on_run=on_run)
+    # Runs this small train faster one thread each, side by side, than one at a time on every core: at
+    # 28x28 and batch 32 a run's threads spend much of each step waiting for each other, and on a
+    # shared machine far more (bench/bench_demo.py --threads). Costliest first, so no core idles at the end.
+    cost = {r["run"]: r["flops"] for r in grid["runs"]}
+    sweep.runs.sort(key=lambda r: -cost[r.name])
+    workers = max(1, min(os.cpu_count() or 1, len(sweep.runs)))
+    with _env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"):  # read by each worker's torch at import
+        result = run_sweep(sweep, executor="local", max_parallel=workers, on_run=on_run)
     phases["train"] = time.perf_counter() - t
     if result.failed:
         raise RobustscaleError(f"demo: {len(result.failed)} run(s) failed: "
@@ -150,6 +158,18 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
     write_json(out / "summary.json", summary)
     write_text(out / "summary.txt", format_summary(summary) + "\n")
     return summary
+
+
+@contextlib.contextmanager
+def _env(**values: str):
+    """Environment variables set for the block (those the user set already are kept)."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def _honesty(runs) -> list[dict]:
@@ -193,8 +213,8 @@ def format_summary(s: dict) -> str:
         f"  Approach 2 law ({level}): {exponent('alpha')}, {exponent('beta')}, E = {p['E']:.3g}",
     ]
     if a2["anchored"]:
-        lines.append(f"  anchored fit: the exponents come from the prior {a2['anchored'].get('prior')} "
-                     f"({a2['anchored'].get('reason')}), not from these runs alone")
+        lines.append(f"  anchored fit: the guard found the runs cannot pin an exponent, so alpha and beta come from "
+                     f"the prior law {a2['anchored'].get('prior')} (why: summary.json's approach2.diagnostics)")
     lines.append(f"  compute-optimal at 10x the largest budget ({co['flops']:.3g} FLOPs): "
                  f"N* = {count(co['n_star'])}{_interval(co, 'n_star', count)} params, "
                  f"D* = {count(co['d_star'])}{_interval(co, 'd_star', count)} samples, "

@@ -16,11 +16,6 @@ from robustscale.evaluate import EvalConfig, evaluate_checkpoint, format_eps, pa
 N, CHUNK = 8, 4  # AutoAttack's Square (5000 queries) dominates: keep the image count tiny on CPU
 
 
-def _cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "robustscale", *map(str, args)], capture_output=True,
-                          text=True, **kw)
-
-
 @pytest.fixture(scope="module")
 def evaluated(trained, tmp_path_factory):
     _, stem, _, _ = trained
@@ -65,7 +60,7 @@ def test_autoattack_at_most_pgd(evaluated):
 
 
 @pytest.mark.slow
-def test_killed_autoattack_resumes_with_identical_flags(trained, evaluated, tmp_path):
+def test_killed_autoattack_resumes_with_identical_flags(trained, evaluated, tmp_path, cli):
     _, stem, _, _ = trained
     result, reference = evaluated
     out = tmp_path / "out"
@@ -82,7 +77,8 @@ def test_killed_autoattack_resumes_with_identical_flags(trained, evaluated, tmp_
     proc.wait()
     assert not (out / "eval.json").exists()
     mtime = first.stat().st_mtime_ns
-    done = _cli(*args, check=True)
+    done = cli(*args)
+    assert done.returncode == 0, done.stderr
     assert first.stat().st_mtime_ns == mtime  # the finished chunk was loaded, not redone
     resumed = json.loads(done.stdout)
     assert resumed["robust_acc"]["autoattack"] == result["robust_acc"]["autoattack"]
@@ -95,7 +91,7 @@ def test_eps_parsing():
     assert format_eps(8 / 255) == "8/255" and format_eps(0.1) == "0.1"
 
 
-def test_bad_input_one_line_exit_2(trained, tmp_path):
+def test_bad_input_one_line_exit_2(trained, tmp_path, cli):
     _, stem, _, _ = trained
     base = ["evaluate", "--data", "fashion-mnist", "--attack", "pgd40-cw", "--n", 4, "--out", tmp_path / "o"]
     corrupt = tmp_path / "corrupt"
@@ -113,9 +109,12 @@ def test_bad_input_one_line_exit_2(trained, tmp_path):
         (stem, "--data", "cifar10"): "model takes 1x28x28 images but cifar10 has 3x32x32",
         (stem, "--eps", "2"): "eps: must lie in [0, 1]",
         (stem, "--eps", "8/0"): "eps: expected a number or fraction",
+        (stem, "--attack", "fgsm"): "attack: expected one of pgd40-cw, autoattack, both",
+        (stem, "--arch", "wrn-16-2"): "arch: ",
+        (stem, "--mean", "a,b"): "--mean: expected comma-separated numbers",
     }
     for extra, message in cases.items():
-        r = _cli(*base, *extra)
+        r = cli(*base, *extra)
         assert r.returncode == 2, (extra, r.stderr)
         assert r.stderr.startswith("error: ") and message in r.stderr, (extra, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr

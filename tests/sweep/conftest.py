@@ -170,6 +170,12 @@ def slurm_cluster():
                   60, "Slurm node", d / "slurmctld.log")
         yield env
     finally:
+        # jobs a failed test left behind: their tasks would outlive slurmd
+        subprocess.run(["scancel", "--user", "root"], env=env, capture_output=True)
+        deadline = time.time() + 15
+        while time.time() < deadline and subprocess.run(["squeue", "-h"], capture_output=True, text=True,
+                                                         env=env).stdout.strip():
+            time.sleep(0.5)
         _stop(_pid(d / "slurmd.pid"))
         _stop(_pid(d / "slurmctld.pid"))
         _stop(_pid(d / "slurmdbd.pid"))

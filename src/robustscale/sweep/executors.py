@@ -2,7 +2,7 @@
 
 `run_sweep(sweep, executor="local"|"slurm")` skips finished runs (result.json present), resumes
 interrupted ones from their checkpoint, and reports failures at the end instead of stopping at
-the first one.
+the first one. The local executor runs every run as one process, whatever its Slurm resources.
 
 On Slurm (submitit), a run asking for more than one task is one DDP job: every task exports
 RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT from the Slurm environment before
@@ -66,6 +66,11 @@ class SlurmRun:
         self.config = config
 
     def __call__(self) -> dict:
+        import submitit
+
+        # A previous attempt's result of this task (a rank that failed when its peer was preempted)
+        # must not stand for this attempt's.
+        submitit.JobEnvironment().paths.result_pickle.unlink(missing_ok=True)
         export_slurm_distributed()
         return run_one(self.config)
 
@@ -222,7 +227,9 @@ def _wait(jobs: list, notify, cluster: str, state_timeout_s: float) -> tuple[lis
             pending[0][1].get_info(mode="force")  # one sacct call refreshes every registered job
         still = []
         for r, job in pending:
-            if not job.done():
+            # every task's result is final only once the job has left the queue (a requeued job's
+            # tasks rewrite theirs)
+            if not job.done() or (cluster == "slurm" and _in_queue(job.job_id)):
                 if job.state.upper() == "UNKNOWN" and cluster == "slurm" and not _in_queue(job.job_id):
                     first = unknown_since.setdefault(job.job_id, time.monotonic())
                     if time.monotonic() - first > state_timeout_s:
