@@ -14,6 +14,7 @@ draws.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import time
@@ -387,5 +388,9 @@ class Trainer:
                       "best_path": str(self.out / "best.safetensors")}
             write_json(self.out / "result.json", result)
         result = distributed.broadcast_object(self.dist, result)
+        # the DDP wrapper goes before its process group: destroying a gloo group under a live DDP
+        # module aborts some processes at exit ("terminate called without an active exception")
+        self.train_net = self.attack_net = self.model
+        gc.collect()
         distributed.shutdown(self.dist)
         return result
