@@ -147,7 +147,10 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
         "eval_images": json.loads((sweep.runs[0].out / "config.json").read_text())["eval_images"],
         "approach2": {k: law[k] for k in ("params", "level", "k", "intervals", "identified", "status", "anchored",
                                                    "diagnostics")},
-        "approach1": None if a1 is None else {"params": a1["params"], "n_star": a1["n_star"], "d_star": a1["d_star"]},
+        "approach1": None if a1 is None else {
+            "params": a1["params"], "n_star": a1["n_star"], "d_star": a1["d_star"],
+            # the cross-check: Approach 2's N* over Approach 1's at the same budget
+            "n_star_ratio": plan_row["n_star"] / a1["n_star"] if a1["n_star"] else None},
         "compute_optimal": {**plan_row, "largest_flops": report["trained"]["flops"][1]},
         "honesty": _honesty(list_runs(sweep.out)),
         "phases": {k: round(v, 1) for k, v in phases.items()},

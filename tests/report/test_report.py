@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from markupsafe import escape
 
 from robustscale.errors import RobustscaleError
 from robustscale.laws import Approach2, load_law, save_law
@@ -84,7 +85,8 @@ def test_report_from_table_fits_with_bootstrap_intervals(study_runs, tmp_path):
     story = result["story"]
     assert story.startswith("9 adversarially trained models (3 sizes from 78k to 272k parameters")
     assert f"N^-{law['params']['alpha']:.2f}" in story and "95% interval" in story
-    assert story in html and html.index(story) < html.index("<h2>")  # the page opens with it
+    shown = str(escape(story))  # as the template writes it (apostrophes escaped)
+    assert shown in html and html.index(shown) < html.index("<h2>")  # the page opens with it
     saved = json.loads((tmp_path / "rep" / "law.json").read_text())
     assert saved["params"] == law["params"] and saved["bootstrap"]["k"] == 3
 

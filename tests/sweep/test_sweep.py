@@ -146,11 +146,11 @@ def test_sweep_killed_then_resumed_without_redoing_runs(tmp_path, cli):
 def test_failed_run_does_not_stop_others(tmp_path, cli):
     broken = tmp_path / "broken-store"
     broken.mkdir()  # exists, so validation passes, but holds no shards: training it fails
-    path = write_sweep(tmp_path, sources=[{"name": "broken", "path": "broken-store", "fid": 3.0}, "real"])
+    path = write_sweep(tmp_path, samples=[64], sources=[{"name": "broken", "path": "broken-store", "fid": 3.0}, "real"])
     r = cli("sweep", path)
     assert r.returncode == 1
-    assert "FAILED wrn-10-1_broken_128" in r.stdout
-    assert (tmp_path / "runs" / "wrn-10-1_real_128" / "result.json").is_file()
+    assert "FAILED wrn-10-1_broken_64" in r.stdout
+    assert (tmp_path / "runs" / "wrn-10-1_real_64" / "result.json").is_file()
 
 
 def test_slurm_resources_one_task_per_gpu_and_batch_split(tmp_path):
@@ -184,6 +184,13 @@ def test_dry_run_over_a_million_image_store_is_fast(tmp_path, cli):
     assert [r["fid"] for r in grid["runs"]] == [0.0, 3.5]  # the store's FID, read from its manifest
     r = cli("sweep", path, "--dry-run", "--json")
     assert r.returncode == 0 and len(r.json["runs"]) == 2, r.stderr
+    shard = tmp_path / "store" / "images-00003.npy"
+    raw = bytearray(shard.read_bytes())
+    raw[-1] ^= 0xFF  # same size: only hashing on request can tell
+    shard.write_bytes(bytes(raw))
+    assert cli("sweep", path, "--dry-run", "--json").returncode == 0
+    r = cli("sweep", path, "--dry-run", "--verify")
+    assert r.returncode == 2 and "images-00003.npy: checksum mismatch" in r.stderr, r.stderr
 
 
 def _in_thread(fn):

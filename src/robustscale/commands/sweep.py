@@ -14,6 +14,7 @@ def sweep(
     executor: str = typer.Option("local", "--executor", help="local | slurm"),
     max_parallel: int = typer.Option(1, "--max-parallel", help="Runs at once (local processes / Slurm array slots)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid with FLOPs and exit."),
+    verify: bool = typer.Option(False, "--verify", help="Re-hash every synthetic store first (reads all its data)."),
     json_output: JsonOption = False,
 ) -> None:
     """Run a sweep's grid of training runs locally or on Slurm; finished runs are skipped."""
@@ -32,7 +33,7 @@ def sweep(
             if message.startswith(param):
                 message = flag + message[len(param):]
         raise RobustscaleError(message) from None
-    spec = load_sweep(sweep_file)
+    spec = load_sweep(sweep_file, verify=verify)
     grid = plan(spec)
     if dry_run:
         emit(grid, json_output, lambda g: _render_grid(sweep_file, g))

@@ -20,6 +20,7 @@ FORECAST_FLOPS = (1e24, 1e30)  # Fig. 1's horizon
 BOOTSTRAP_K = 20  # resamples for the intervals; the paper reports none, so this is ours
 LEVEL = 0.95  # interval level of every bracket in the report
 PLAN_MULTIPLE = 10  # plans are made at 10x the largest budget observed: the next study one would run
+AGREEMENT = 10  # Approaches 1 and 2 "agree" on N* within this factor (the paper's agree within ~2x, Table 3)
 # A law that runs this small cannot pin is anchored to the paper's CIFAR-10 Approach 2 exponents.
 AUTO_PRIOR = "paper-approach2"
 FIGURES = ("training_curves", "isoflop", "law_fit", "forecast", "tradeoff")
@@ -182,6 +183,13 @@ def story(r: dict) -> str:
             f"{_range(plan.get('n_star_lo'), plan.get('n_star_hi'), _count)} trained on {_count(plan['d_star'])} "
             f"samples, predicted to reach {pct(plan['accuracy'])} robust accuracy"
             f"{_range(plan.get('accuracy_lo'), plan.get('accuracy_hi'), pct)}.")
+    a1 = r.get("approach1")
+    if a1 and a1.get("n_star") and plan["n_star"]:
+        ratio = plan["n_star"] / a1["n_star"]
+        if not 1 / AGREEMENT <= ratio <= AGREEMENT:
+            says += (f" But Approach 1 (the envelope of the training curves) puts N* at {_count(a1['n_star'])} "
+                     f"(the law's N* is {ratio:.2g}x that): the two disagree by more than {AGREEMENT:g}x, so take "
+                     f"neither plan at its word at these sizes.")
     unknown = [k for k in ("alpha", "beta") if not law["identified"].get(k, True)]
     anchored = law.get("anchored")
     if anchored:

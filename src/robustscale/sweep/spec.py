@@ -147,7 +147,7 @@ def _slurm(value: Any, field: str) -> dict:
     return dict(value)
 
 
-def _source(entry: Any, field: str, base: Path) -> dict:
+def _source(entry: Any, field: str, base: Path, verify: bool = False) -> dict:
     """{"name", "path" (None for real data), "fid", "real_fraction"?}, the store checked on disk."""
     if isinstance(entry, str):
         entry = {"name": entry}
@@ -166,10 +166,11 @@ def _source(entry: Any, field: str, base: Path) -> dict:
     if not path.exists():
         raise RobustscaleError(f"{field}.path: data source {name!r} not found at {path}")
     fid = entry.get("fid")
-    if fid is None:
+    if fid is None or verify:
         from robustscale.data.store import open_store
 
-        fid = open_store(path).fid  # manifest and sizes only: no hashing at load time
+        store = open_store(path, verify=verify)  # without verify: manifest and sizes only, no hashing
+        fid = store.fid if fid is None else fid
     if not isinstance(fid, (int, float)) or isinstance(fid, bool) or fid < 0:
         raise RobustscaleError(f"{field}.fid: expected the source's FID, a number >= 0, got {fid!r}")
     out = {"name": name, "path": str(path), "fid": float(fid)}
@@ -185,9 +186,10 @@ def _samples_label(n: int) -> str:
     return str(n)
 
 
-def load_sweep(path: str | os.PathLike) -> SweepSpec:
+def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
     """Read and validate a sweep file into its grid of runs; nothing is launched.
 
+    verify: also re-hash every synthetic store (checksums and label ranges; reads all their data).
     Raises RobustscaleError naming the field (e.g. `models[1]`, `samples[0]`, `sources[1].path`).
     """
     path = Path(path)
@@ -226,7 +228,7 @@ def load_sweep(path: str | os.PathLike) -> SweepSpec:
                      for i, s in enumerate(_as_list(data, "baselines", where, required=False))]
     except RobustscaleError as e:
         raise RobustscaleError(f"{where}: {e}") from None
-    sources = [_source(s, f"{where}: sources[{i}]", base)
+    sources = [_source(s, f"{where}: sources[{i}]", base, verify)
                for i, s in enumerate(_as_list(data, "sources", where))]
     names = [s["name"] for s in sources]
     if len(set(names)) != len(names):
