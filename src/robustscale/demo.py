@@ -7,10 +7,12 @@ on PGD robust accuracy). Every run is scored by PGD-CW on the same 1,024 held-ou
 point's accuracy has a standard error of at most 1.6 points. The CIFAR-10 preset is the paper's
 study (§3.1, Table 2 sizes, 5M-30M samples) for a GPU machine.
 
-Training throughput behind the preset (TRADES with 2 attack steps, batch 64, 2 threads, idle
-2-core machine; `bench/bench_demo.py` measures it):
-    wrn-10-1 (78k)  ~500 images/s    wrn-16-1 (175k) ~300 images/s
-    wrn-22-1 (272k) ~200 images/s    wrn-28-1 (369k) ~150 images/s
+Throughput behind the preset (`bench/bench_demo.py`; TRADES with 2 attack steps at batch 32-128,
+2 threads, a 2-core machine at load < 1): wrn-10-1 ~540 images/s, wrn-16-1 ~370, wrn-22-1 ~240,
+wrn-28-1 ~180 (scaled by its FLOPs). The demo runs its 16 runs side by side on one thread each,
+costliest first: two single-thread runs keep both cores busy with no synchronisation between
+threads, and on a machine shared with other work a two-thread run stalls badly (2,048 samples of
+wrn-10-1 trained in 128 s on two threads, 6.5 s on one, both at load 6-8).
 """
 
 from __future__ import annotations
@@ -116,9 +118,8 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
         if state != "running":
             log(f"  [{done[0]}/{len(sweep.runs)}] {state:8s} {run.name}  ({time.perf_counter() - t_start:.0f} s)")
 
-    # Runs this small train faster one thread each, side by side, than one at a time on every core: at
-    # 28x28 and batch 32 a run's threads spend much of each step waiting for each other, and on a
-    # shared machine far more (bench/bench_demo.py --threads). Costliest first, so no core idles at the end.
+    # Runs this small train faster one thread each, side by side, than one at a time on every core
+    # (see the module docstring; bench/bench_demo.py --threads). Costliest first, so no core idles at the end.
     cost = {r["run"]: r["flops"] for r in grid["runs"]}
     sweep.runs.sort(key=lambda r: -cost[r.name])
     workers = max(1, min(os.cpu_count() or 1, len(sweep.runs)))

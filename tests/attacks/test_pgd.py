@@ -39,7 +39,8 @@ def test_accuracy_falls_monotonically_with_eps(trained):
         clean, robust = robust_accuracy(model, x, y, eps=eps, steps=10)
         assert robust <= clean
         accs.append(robust)
-    assert accs[0] == clean > 0.6  # eps = 0 is the clean accuracy; the model learned something
+    # eps = 0 is the clean accuracy; the model learned something (100 FGSM steps; BatchNorm momentum 0.01)
+    assert accs[0] == clean > 0.5
     assert all(b <= a for a, b in zip(accs, accs[1:])), accs
     assert accs[-1] < accs[2] < accs[0], accs
     assert accs[3] > 0.2, accs  # adversarial training left it robust at its training radius
