@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -63,7 +64,9 @@ def train_command(
     else:
         config = TrainConfig.from_dict({**{k: v for k, v in given.items() if v is not None}, "out": str(out)})
     result = train(config, resume=resume, progress=not no_progress)
-    emit(result, json_output, _render)
+    # Under torchrun every rank returns the same result: one copy on stdout is enough.
+    if int(os.environ.get("RANK", "0")) == 0:
+        emit(result, json_output, _render)
 
 
 def _render(result: dict) -> None:
