@@ -210,10 +210,12 @@ class Approach2(ParametricLaw):
     def _guard(self, base_runs, qual_runs, q_s, prior) -> list[dict]:
         """Findings on the fitted parameters (see robustscale.laws.guard)."""
         p = self.params_
-        if prior is not None and self.prior_strength is None:
-            return [finding(k, "anchored", f"{k} = {p[k]:.4g} kept from the prior {self.prior}, not fitted")
-                    for k in EXPONENTS]
         theta = self._warm_theta(q_s)
+        if prior is not None and self.prior_strength is None:
+            # The exponents are the prior's; what is left to check is whether A, B, E found an
+            # interior optimum (A -> 0 would say model size does not matter at all).
+            return [finding(k, "anchored", f"{k} = {p[k]:.4g} kept from the prior {self.prior}, not fitted")
+                    for k in EXPONENTS] + log_bound_findings(dict(zip(("A", "B", "E"), theta[:3])))
         out = bound_findings(p) + log_bound_findings(dict(zip(("A", "B", "E"), theta[:3]))) + design_findings(base_runs)
         ln, ld, q, ll = _arrays(base_runs)
         log_l, jac = log_loss_grad(theta[None, :5], ln, ld, q)

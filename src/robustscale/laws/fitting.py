@@ -16,6 +16,11 @@ from robustscale.laws.observations import load_observations
 ESTIMATORS = {1: Approach1, 2: Approach2, 3: Approach3}
 
 
+# The penalty weight used when fixed prior exponents leave the fit degenerate (see Approach2's
+# prior_strength): weak enough that runs which clearly disagree with the prior move the exponents.
+SOFT_PRIOR_STRENGTH = 0.1
+
+
 def fit_law(observations, *, approach: int = 2, prior: str | None = None, prior_strength: float | None = None,
             auto_prior: str | None = None, bootstrap: int = 0, seed: int = 0, quality_sources: list[str] | None = None,
             flops_per_param_sample: float | None = None, on_step: Callable[[], None] | None = None,
@@ -56,7 +61,17 @@ def fit_law(observations, *, approach: int = 2, prior: str | None = None, prior_
         if weak:
             reason = "; ".join(f["message"] for f in weak)
             est.set_params(prior=auto_prior).fit(obs)
-            est.anchored_ = {"prior": auto_prior, "reason": reason, "strength": prior_strength}
+            strength = prior_strength
+            collapsed = [f for f in est.diagnostics_ if f["param"] in ("A", "B") and f["kind"] == "bound"]
+            if collapsed and prior_strength is None:
+                # With the prior's exponents fixed, the runs push A or B to zero (their loss falls
+                # faster with D or N than the prior allows): pull the exponents towards the prior
+                # instead of fixing them, so the runs can still move them.
+                strength = SOFT_PRIOR_STRENGTH
+                reason += (f"; with the prior's exponents fixed {collapsed[0]['message']}, so they are pulled "
+                           f"towards the prior (prior_strength {strength:g}) instead")
+                est.set_params(prior_strength=strength).fit(obs)
+            est.anchored_ = {"prior": auto_prior, "reason": reason, "strength": strength}
     if bootstrap:
         draw_bootstrap(est, obs, bootstrap, seed=seed, on_step=on_step)
         est.diagnostics_ = est.diagnostics_ + bootstrap_findings(est)

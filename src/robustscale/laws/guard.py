@@ -95,9 +95,9 @@ def covariance(jac: np.ndarray, resid: np.ndarray, noise_floor: float) -> np.nda
 def spread_findings(grad: np.ndarray, cov: np.ndarray, flops: float, names=EXPONENTS) -> list[dict]:
     """Flag α, β when the linearised 90% interval of log N* (gradient `grad` in θ) at the planning
     budget spans more than a factor of MAX_BOOTSTRAP_SPREAD."""
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         var = float(grad @ cov @ grad) if np.isfinite(cov[np.ix_(grad != 0, grad != 0)]).all() else np.inf
-    factor = float(np.exp(2 * 1.645 * np.sqrt(var))) if np.isfinite(var) and var >= 0 else np.inf
+        factor = float(np.exp(2 * 1.645 * np.sqrt(var))) if np.isfinite(var) and var >= 0 else np.inf
     if factor <= MAX_BOOTSTRAP_SPREAD:
         return []
     shown = "an unbounded range" if not np.isfinite(factor) else f"a factor of {factor:.3g}"
