@@ -209,7 +209,7 @@ def _slurm_sweep(tmp_path, monkeypatch, slurm_cluster, **over):
 def test_slurm_ddp_two_tasks_equal_torchrun_bitwise_after_preemption(tmp_path, slurm_cluster, monkeypatch):
     """tasks_per_node 2 is one DDP job of world size 2; preempted by the `high` partition mid-run, it is
     requeued, resumes both ranks from the checkpoint and ends with torchrun's weights, bit for bit."""
-    samples = 1280
+    samples = 6400  # 200 steps: long enough that the preemption (~2 s after the sbatch) lands mid-run
     train = {"batch_size": 32, "lr": 0.05, "attack_steps": 1, "checkpoint_every": 2}
     evaluation = {"eval_every": samples, "eval_images": 32, "eval_steps": 2}
     sweep = _slurm_sweep(tmp_path, monkeypatch, slurm_cluster, samples=[samples], train=train,

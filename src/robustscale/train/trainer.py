@@ -31,6 +31,7 @@ from robustscale.data.datasets import images_to_tensor, load_dataset
 from robustscale.data.sampler import ArraySource, MixingSampler
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import write_json, write_text
+from robustscale.progress import progress_bar
 from robustscale.models.wideresnet import BN_MOMENTUM, set_bn_momentum
 from robustscale.train import distributed
 from robustscale.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -41,6 +42,8 @@ from robustscale.train.schedule import learning_rate
 
 HELDOUT_SEED = 20240101  # fixed, not the run's seed: every run is scored on the same held-out images
 CUDA_SYNC_EVERY = 100  # steps between non-finite-loss checks on CUDA (a check is a host sync)
+# Fewer epochs than this and the per-epoch learning-rate schedule is too coarse to follow (warned).
+MIN_SCHEDULED_EPOCHS = 10
 _AUGMENT, _ATTACK = 1, 2  # purposes of the per-step generators
 # config fields that may change on resume: where the run lives and how fast it runs, not what it computes
 RESUMABLE_CHANGES = ("out", "data_dir", "synthetic", "device", "compile", "checkpoint_every")
@@ -318,19 +321,23 @@ class Trainer:
     def run(self) -> dict:
         if self.finished:
             return json.loads((self.out / "result.json").read_text())
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         self._restore()
         cfg = self.cfg
         if self.sampler.synthetic_size and self.total_steps * self.sampler.n_synthetic > self.sampler.synthetic_size:
             self.console.print(f"[train] the budget needs {self.total_steps * self.sampler.n_synthetic} synthetic "
                                f"images, the pool has {self.sampler.synthetic_size}: later passes reuse images")
+        epochs = self.total_steps / self.steps_per_epoch
+        if epochs < MIN_SCHEDULED_EPOCHS:
+            # The reference steps its one-cycle schedule once per epoch; a run of a few epochs then
+            # sees a few learning rates only (one epoch: the final, near-zero one throughout).
+            self.console.print(f"[train] warning: the run spans {epochs:.3g} epoch(s) of epoch_samples="
+                               f"{cfg.epoch_samples}, and the learning rate changes once per epoch; set "
+                               f"epoch_samples to the batch size to schedule it every step")
         self.model.train()
-        bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                       TextColumn("{task.fields[status]}"), console=self.console, disable=not self.progress)
         last = None
-        with bar, BatchLoader(self.sampler, self.device, self.step, self.total_steps) as batches:
-            task = bar.add_task("train", total=self.total_steps, completed=self.step, status="")
+        with progress_bar(self.total_steps, "train", enabled=self.progress and self.dist.is_main,
+                          completed=self.step) as advance, \
+                BatchLoader(self.sampler, self.device, self.step, self.total_steps) as batches:
             while self.step < self.total_steps:
                 t0 = time.perf_counter()
                 step, images, labels = batches.next()
@@ -360,13 +367,13 @@ class Trainer:
                     self.loss_sum = distributed.mean_over_ranks(self.dist, self.loss_sum)
                     if self.dist.is_main:
                         last = self._record_evaluation(done)
-                        bar.update(task, status=f"pgd {last['pgd_acc']:.3f} clean {last['clean_acc']:.3f} "
-                                                f"loss {last['loss']:.3f}")
+                        advance(0, status=f"pgd {last['pgd_acc']:.3f} clean {last['clean_acc']:.3f} "
+                                          f"loss {last['loss']:.3f}")
                     self.loss_sum, self.loss_count = torch.zeros_like(self.loss_sum), 0
                     self.model.train()
                 if evaluate or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0):
                     self.save()
-                bar.update(task, completed=done)
+                advance()
         return self._finish(last)
 
     def _finish(self, last: dict | None) -> dict:
