@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install data demo test test-fast bench clean
+.PHONY: install data demo test bench clean
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist package; DATA_DIR=... uses a folder of
 # its idx files instead (`make demo DATA_DIR=~/fashion-mnist`).

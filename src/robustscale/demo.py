@@ -207,8 +207,8 @@ def format_summary(s: dict) -> str:
         r = f" [{ranges[k][0]:.2f}, {ranges[k][1]:.2f}]" if k in ranges else ""
         return f"{k} = {p[k]:.2f}{r} ({a2['status'][k]})"
 
-    def count(x):
-        return f"{x:,.0f}"
+    def count(x):  # digits where they read well; powers of ten for the ends of wide intervals
+        return f"{x:,.0f}" if 1 <= x < 1e9 else f"{x:.3g}"
 
     def pct(x):
         return f"{100 * x:.1f}%"
@@ -218,9 +218,14 @@ def format_summary(s: dict) -> str:
         "  " + s["story"],
         f"  Approach 2 law ({level}): {exponent('alpha')}, {exponent('beta')}, E = {p['E']:.3g}",
     ]
-    if a2["anchored"]:
+    anchored = a2["anchored"]
+    if anchored and anchored.get("strength") is None:
         lines.append(f"  anchored fit: the guard found the runs cannot pin an exponent, so alpha and beta come from "
-                     f"the prior law {a2['anchored'].get('prior')} (why: summary.json's approach2.diagnostics)")
+                     f"the prior law {anchored.get('prior')} (why: summary.json's approach2.anchored.reason)")
+    elif anchored:
+        lines.append(f"  anchored fit: the guard found the runs cannot pin an exponent, so alpha and beta are pulled "
+                     f"towards the prior law {anchored.get('prior')} with strength {anchored['strength']:g} "
+                     f"(why: summary.json's approach2.anchored.reason)")
     lines.append(f"  compute-optimal at 10x the largest budget ({co['flops']:.3g} FLOPs): "
                  f"N* = {count(co['n_star'])}{_interval(co, 'n_star', count)} params, "
                  f"D* = {count(co['d_star'])}{_interval(co, 'd_star', count)} samples, "

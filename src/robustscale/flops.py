@@ -2,11 +2,12 @@
 
 `train_flops_per_sample(model, input_shape, mode)` is the one FLOPs function: the trainer records
 it, and `robustscale flops`, the sweep's dry run, the demo and `runs collect` call it, so a planned
-run and a finished one count the same FLOPs. Forward FLOPs come from torch's flop counter run on
-a copy of the model built on the meta device, so even WRN-94-16 costs no memory and no compute. The
-counter counts convolutions and matrix products at 2 FLOPs per multiply-accumulate and ignores
-normalisation, activations and pooling; this is the counter App. B uses, and with it c in
-FLOPs = c N D comes out at ~7850 for the large WRNs, within 0.5% of the paper's 7822.
+run and a finished one count the same FLOPs. Forward FLOPs come from the model's own
+`forward_flops()` on a copy built on the meta device, so even WRN-94-16 costs no memory and no
+compute (and a sweep's dry run no compiler import). They are counted as torch's flop counter counts
+them (a test holds the two equal): convolutions and matrix products at 2 FLOPs per
+multiply-accumulate; normalisation, activations and pooling ignored. This is the count App. B uses,
+and with it c in FLOPs = c N D comes out at ~7850 for the large WRNs, within 0.5% of the paper's 7822.
 """
 
 from __future__ import annotations
@@ -48,14 +49,7 @@ def _meta_copy(model, input_shape: tuple[int, int, int] | None = None):
 
 def forward_flops(model, input_shape: tuple[int, int, int] | None = None) -> int:
     """FLOPs of one forward pass on one image (a WideResNet, or a registry name) of `input_shape`."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    meta = _meta_copy(model, input_shape)
-    x = torch.empty(1, *meta.input_shape(), device="meta")
-    with FlopCounterMode(display=False) as counter:
-        meta(x)
-    return int(counter.get_total_flops())
+    return int(_meta_copy(model, input_shape).forward_flops())
 
 
 def train_flops_per_sample(model, input_shape: tuple[int, int, int] | None = None, mode: str = "trades") -> int:

@@ -67,3 +67,18 @@ def test_cli_bad_model(cli):
     assert r.returncode == 2
     assert r.stderr.startswith("error: invalid model 'wrn-27-4'")
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name, shape", [("wrn-28-10", None), ("wrn-70-16", None), ("wrn-10-1", (1, 28, 28)),
+                                         ("wrn-16-4", (3, 32, 32)), ("wrn-22-2", (3, 64, 64))])
+def test_forward_flops_equal_torchs_flop_counter(name, shape):
+    """The model's own count (from its layers' shapes) is what torch's FlopCounterMode measures."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from robustscale.flops import _meta_copy, forward_flops
+
+    meta = _meta_copy(name, shape)
+    with FlopCounterMode(display=False) as counter:
+        meta(torch.empty(1, *meta.input_shape(), device="meta"))
+    assert forward_flops(name, shape) == counter.get_total_flops()

@@ -51,6 +51,19 @@ class WRNConfig:
         return f"wrn-{self.depth}-{self.width}"
 
 
+# Stride-2 convolutions pad like TF's "SAME" at even sizes, as the reference does: nothing before, one
+# row/column after (F.pad order: left, right, top, bottom).
+SAME_PAD = (0, 1, 0, 1)
+
+
+def conv_cost(conv: nn.Conv2d, size: int, extra_pad: int = 0) -> tuple[int, int]:
+    """(FLOPs, output side) of `conv` on one square `size`-wide input: 2 per multiply-accumulate, as
+    torch's flop counter counts them (bias and padding free); `extra_pad` pixels padded outside it."""
+    k, stride = conv.kernel_size[0], conv.stride[0]
+    out = (size + 2 * conv.padding[0] + extra_pad - k) // stride + 1
+    return 2 * out * out * conv.out_channels * (conv.in_channels // conv.groups) * k * k, out
+
+
 class Block(nn.Module):
     """Pre-activation residual block: BN-SiLU-conv3x3-BN-SiLU-conv3x3 (+ 1x1 shortcut on a width change)."""
 
@@ -69,9 +82,17 @@ class Block(nn.Module):
         o = F.silu(self.batchnorm_0(x))
         # the shortcut sees the pre-activated input, the identity the raw one (pre-activation ResNets)
         skip = x if self.shortcut is None else self.shortcut(o)
-        o = self.conv_0(o if self.stride == 1 else F.pad(o, (0, 1, 0, 1)))
+        o = self.conv_0(o if self.stride == 1 else F.pad(o, SAME_PAD))
         o = self.conv_1(F.silu(self.batchnorm_1(o)))
         return o + skip
+
+    def forward_flops(self, size: int) -> tuple[int, int]:
+        """(FLOPs, output side) of this block on one `size`-wide input."""
+        flops, out = conv_cost(self.conv_0, size, 0 if self.stride == 1 else SAME_PAD[1])
+        flops += conv_cost(self.conv_1, out)[0]
+        if self.shortcut is not None:
+            flops += conv_cost(self.shortcut, size)[0]
+        return flops, out
 
 
 class Group(nn.Module):
@@ -105,6 +126,8 @@ class WideResNet(nn.Module):
 
     def _init_weights(self):
         # the reference's init: conv weights N(0, 2 / (k * k * c_out)), BN (1, 0), linear bias 0
+        if self.logits.weight.is_meta:  # a shape-only copy (FLOPs, parameter counts): nothing to draw,
+            return                      # and random init on meta would import torch's compiler stack
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -127,6 +150,17 @@ class WideResNet(nn.Module):
     def get_num_params(self) -> int:
         """N of the scaling laws: every trainable parameter (Table 2 counts)."""
         return sum(p.numel() for p in self.parameters())
+
+    def forward_flops(self) -> int:
+        """FLOPs of one forward pass on one image of `input_shape()`: convolutions and the linear layer
+        at 2 per multiply-accumulate (normalisation, activations and pooling are free), computed from
+        the layers' shapes, so a meta-device copy answers without running anything."""
+        flops, size = conv_cost(self.init_conv, self.config.image_size)
+        for block in self.modules():
+            if isinstance(block, Block):
+                cost, size = block.forward_flops(size)
+                flops += cost
+        return flops + 2 * self.logits.in_features * self.logits.out_features
 
     def input_shape(self) -> tuple[int, int, int]:
         c = self.config

@@ -5,7 +5,7 @@
   training_curves.png  Fig. 3: training curves, their envelope, N*(F) and D*(F)
   isoflop.png          Figs. 4/5: runs vs the law per model size, isoLoss contours
   law_fit.png          the law's predicted loss against each run's, loss -> accuracy
-  forecast.png         Fig. 1: compute-optimal robust accuracy from 1e24 to 1e30 FLOPs
+  forecast.png         Fig. 1: compute-optimal robust accuracy from the runs' compute to 1e30 FLOPs
   tradeoff.png         Fig. 7: model size vs compute overhead
   law.json, approach1.json, observations.csv, report.json, index.html
 """

@@ -103,7 +103,9 @@ def _draw(obs, law2, law1, out: Path, main_source: str, fid: float, budget: floa
         "training_curves": lambda p: plots.plot_envelope(obs, p, law=law1, source=main_source),
         "isoflop": lambda p: plots.plot_isoflop(obs, law2, p, fid=fid),
         "law_fit": lambda p: plots.plot_law_fit(obs, law2, p),
-        "forecast": lambda p: plots.plot_forecast(law2, p, fid=sorted({0.0, fid}), flops_range=FORECAST_FLOPS),
+        # from the runs' own compute out to Fig. 1's horizon, so the forecast starts where the data are
+        "forecast": lambda p: plots.plot_forecast(law2, p, fid=sorted({0.0, fid}), flops_range=(
+            min(getattr(law2, "max_flops_", None) or FORECAST_FLOPS[0], FORECAST_FLOPS[0]), FORECAST_FLOPS[1])),
         "tradeoff": lambda p: plots.plot_tradeoff(law2, p, flops=budget, fid=fid),
     }
     figures, failed = {}, {}
@@ -192,13 +194,18 @@ def story(r: dict) -> str:
                      f"neither plan at its word at these sizes.")
     unknown = [k for k in ("alpha", "beta") if not law["identified"].get(k, True)]
     anchored = law.get("anchored")
-    if anchored:
+    if anchored and anchored.get("strength") is None:
         sure = (f"How sure: these runs alone do not pin down the exponents, so they are taken from the prior law "
                 f"{anchored.get('prior')} (an anchored fit); N* follows that prior more than these runs.")
+    elif anchored:
+        sure = (f"How sure: these runs alone do not pin down the exponents, and with the prior law "
+                f"{anchored.get('prior')}'s exponents fixed they leave no room for model size, so the exponents are "
+                f"pulled towards the prior instead (prior strength {anchored['strength']:g}); N* rests on both the "
+                f"prior and these runs, and its interval is wide.")
     elif unknown:
         sure = (f"How sure: {' and '.join(unknown)} is not identified by these runs (see the findings below); "
                 f"treat N* as a rough guide.")
     else:
         sure = "How sure: both exponents are identified by these runs" + (
-            f"; brackets are {100 * LEVEL:.0f}% bootstrap intervals over resampled runs." if law["level"] else ".")
+            f"; brackets are {100 * LEVEL:.0f}% bootstrap intervals (the runs' losses redrawn from their residuals)." if law["level"] else ".")
     return " ".join((trained, says, sure))

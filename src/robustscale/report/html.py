@@ -11,7 +11,7 @@ CAPTIONS = {
                "contours with the compute-optimal N* (paper Figs. 4 and 5).",
     "law_fit": "The law's predicted loss against each run's observed loss, and the loss → robust accuracy "
                "regression (App. F.2.2).",
-    "forecast": "Forecast: compute-optimal robust accuracy from 10<sup>24</sup> to 10<sup>30</sup> FLOPs; "
+    "forecast": "Forecast: compute-optimal robust accuracy from the runs' largest compute (or 10<sup>24</sup>) to 10<sup>30</sup> FLOPs; "
                 "dashed: the infinite-compute limit (paper Fig. 1).",
     "tradeoff": "Training a smaller or larger model than N* to the same loss: the compute overhead "
                 "(paper Fig. 7), at 10× the largest budget observed.",
