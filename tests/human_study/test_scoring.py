@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -106,7 +102,7 @@ def test_fleiss_kappa_wikipedia_example():
     assert fleiss_kappa(np.full((3, 5), -1), 5) is None
 
 
-def test_score_cli_reproduces_table4_through_the_database(tmp_path):
+def test_score_cli_reproduces_table4_through_the_database(tmp_path, cli):
     """The paper's counts through the real pipeline: npz -> study create -> answers in SQLite ->
     `study score --json`."""
     from robustscale.human_study.db import Answer, Image, make_engine, make_sessionmaker
@@ -137,15 +133,14 @@ def test_score_cli_reproduces_table4_through_the_database(tmp_path):
                       choice=int(r.vlm[j]), high_confidence=True) for j in range(n)]
         s.bulk_insert_mappings(Answer, rows)
         s.commit()
-    out = subprocess.run([sys.executable, "-m", "robustscale", "study", "score", "paper", "--db",
-                          db, "--json"], capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout)
+    out = cli("study", "score", "paper", "--db", db, "--json")
+    assert out.returncode == 0, out
+    result = out.json
     assert (result["valid"], result["invalid"], result["deceptive"]) == (1902, 727, 284)
     t4 = result["table4"]
     assert [f"{100 * t4[k]:.2f}" for k in ("model_all_data", "model_valid_data", "human_all_data",
                                            "human_valid_data")] == ["73.71", "79.49", "90.46", "96.46"]
     assert result["vlm"]["correct"] == 1160
     assert 0 < result["fleiss_kappa_adversarial"] < 1
-    text = subprocess.run([sys.executable, "-m", "robustscale", "study", "score", "paper", "--db",
-                           db], capture_output=True, text=True, check=True).stdout
+    text = cli("study", "score", "paper", "--db", db).stdout
     assert "96.46%" in text and "1902 valid" in text and "VLM gpt-4: adversarial 44.12%" in text

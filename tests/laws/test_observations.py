@@ -1,8 +1,5 @@
 """Every bad-input case: one line naming column and row; CLI exit 2 and no output file."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -63,12 +60,11 @@ def test_library_errors(small_obs, tmp_path, case):
 
 
 @pytest.mark.parametrize("case", ["missing", "nan", "negative-fid"])
-def test_cli_exit_2_and_no_output(small_obs, tmp_path, case):
+def test_cli_exit_2_and_no_output(small_obs, tmp_path, case, cli):
     df, message = _bad(small_obs.reset_index(drop=True), case)
     path = write(df, tmp_path / "obs.csv")
     out = tmp_path / "law.json"
-    r = subprocess.run([sys.executable, "-m", "robustscale", "fit", path, "--approach", "2", "--out", str(out)],
-                       capture_output=True, text=True)
+    r = cli("fit", path, "--approach", "2", "--out", out)
     assert r.returncode == 2
     assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
     assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "obs.csv"]

@@ -41,10 +41,13 @@ def fit(
     params = {"source": base_source} if approach == 1 else {"exclude_small_runs": exclude_small_runs}
     if approach == 2:
         params["base_source"] = base_source
-    with progress_bar(bootstrap, f"bootstrap ({bootstrap} refits)", enabled=bootstrap > 0) as advance:
-        est = fit_law(obs, approach=approach, prior=prior, prior_strength=prior_strength,
-                      quality_sources=parse_names(quality_sources), flops_per_param_sample=flops_per_param_sample,
-                      bootstrap=bootstrap, seed=seed, on_step=advance, **params)
+    try:
+        with progress_bar(bootstrap, f"bootstrap ({bootstrap} refits)", enabled=bootstrap > 0) as advance:
+            est = fit_law(obs, approach=approach, prior=prior, prior_strength=prior_strength,
+                          quality_sources=parse_names(quality_sources), flops_per_param_sample=flops_per_param_sample,
+                          bootstrap=bootstrap, seed=seed, on_step=advance, **params)
+    except RobustscaleError as e:  # the library names its parameter; say which flag sets it
+        raise RobustscaleError(str(e).replace("exclude_small_runs=False", "--keep-small-runs")) from None
     law = save_law(est, out, make_parents=False)
     warn_findings(est)
     shown = {k: v for k, v in law.items() if k != "bootstrap"}

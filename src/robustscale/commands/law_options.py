@@ -1,4 +1,4 @@
-"""Options and output shared by the scaling-law commands (fit, plan, tradeoff, plot, simulate)."""
+"""Options and output shared by the scaling-law commands (fit, plan, tradeoff, plot, simulate; report for its warnings)."""
 
 from __future__ import annotations
 

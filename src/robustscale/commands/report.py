@@ -17,9 +17,11 @@ def report(
     json_output: JsonOption = False,
 ) -> None:
     """Write the paper's figures for your runs as PNGs plus an index.html page."""
+    from robustscale.commands.law_options import load
     from robustscale.report import write_report
 
     result = write_report(source, out, law=law, bootstrap_k=bootstrap, progress=True)
+    load(str(Path(out) / "law.json"))  # the fitted law's guard findings (and any anchoring) as warnings
     emit(result, json_output, lambda r: print(f"report: {r['index']} ({len(r['figures'])} figures)"))
 
 

@@ -47,10 +47,14 @@ def create(
     json_output: JsonOption = False,
 ) -> None:
     """Import adversarial images and their clean versions into a new study."""
+    from robustscale.errors import RobustscaleError
     from robustscale.human_study.images import create_study
 
-    info = create_study(_sessions(db), name, adversarial, clean, predictions, batch_size, raters,
-                        total, require_predictions=not no_predictions)
+    try:
+        info = create_study(_sessions(db), name, adversarial, clean, predictions, batch_size, raters,
+                            total, require_predictions=not no_predictions)
+    except RobustscaleError as e:  # the library names its parameter; say which flag sets it
+        raise RobustscaleError(str(e).replace("require_predictions=False", "--no-predictions")) from None
     emit(info, json_output, lambda i: print(
         f"study {i['study']}: {i['images']} attacked images in {i['batches']} batches "
         f"({i['robust']} of {i['total']} robust)"))

@@ -174,8 +174,8 @@ def _download(url: str, dest: Path) -> None:
         urllib.request.urlretrieve(url, tmp)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise RobustscaleError(f"cannot download {url} ({e}); download it elsewhere and pass "
-                               f"--data-dir to its folder") from None
+        raise RobustscaleError(f"data_dir: cannot download {url} ({e}); download it elsewhere and "
+                               f"pass its folder as data_dir") from None
     tmp.replace(dest)
 
 

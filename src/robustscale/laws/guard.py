@@ -26,10 +26,10 @@ LOG_COEFFICIENT_BOUNDS = (-30.0, 60.0)
 MAX_RELATIVE_SE = 0.5
 MAX_QUALITY_SE = 0.1
 MAX_LOG_SE = float(np.log(10.0))
-MAX_BOOTSTRAP_SPREAD = 10.0
+MAX_BOOTSTRAP_SPREAD = 10.0  # N* interval wider than this factor: not identified
 # Within this of a bound (in the exponent, or ×100 in a log-coefficient) counts as on it: the batched
 # search stops within ~1e-5 of a bound the objective keeps pushing against.
-BOUND_TOLERANCE = 1e-4  # N* interval wider than this factor: not identified
+BOUND_TOLERANCE = 1e-4
 EXPONENTS = ("alpha", "beta")
 
 

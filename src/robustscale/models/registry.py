@@ -11,11 +11,10 @@ import re
 from robustscale.errors import RobustscaleError
 from robustscale.models.wideresnet import WideResNet, WRNConfig
 
-# Table 2 of the paper (depth, width, N in millions), plus the sizes named elsewhere in it.
-PAPER_SIZES = {
-    (28, 4): 6, (40, 4): 9, (82, 4): 20, (28, 12): 53, (58, 12): 122, (82, 12): 178,
-    (70, 16): 267, (82, 16): 316, (82, 8): None, (94, 16): None, (28, 10): None,
-}
+# Table 2 of the paper (depth, width), plus the sizes named elsewhere in it.
+PAPER_SIZES = (
+    (28, 4), (40, 4), (82, 4), (28, 12), (58, 12), (82, 12), (70, 16), (82, 16), (82, 8), (94, 16), (28, 10),
+)
 _REGISTRY: dict[str, tuple[int, int]] = {f"wrn-{d}-{w}": (d, w) for d, w in PAPER_SIZES}
 _PATTERN = re.compile(r"^wrn-(\d+)-(\d+)$")
 
