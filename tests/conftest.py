@@ -48,11 +48,12 @@ class CliResult:
         return f"CliResult(rc={self.returncode}, stderr={self.stderr[-2000:]!r})"
 
 
-def run_cli(*args, env=None, timeout=None, no_torch=False, cwd=None):
-    """Run the real CLI in a subprocess (`python -m robustscale ARGS`).
+def run_cli(*args, env=None, timeout=None, no_torch=False, cwd=None, launcher=(), check=False):
+    """Run the real CLI in a subprocess (`python [LAUNCHER] -m robustscale ARGS`).
 
     `env` adds to the environment; `no_torch=True` runs it with torch made unimportable, to prove
-    a command needs no torch.
+    a command needs no torch; `launcher` goes before `-m robustscale` (e.g. `-m torch.distributed.run
+    --nproc-per-node 2`); `check=True` fails the test on a non-zero exit, showing stderr.
     """
     import os
     import subprocess
@@ -63,10 +64,13 @@ def run_cli(*args, env=None, timeout=None, no_torch=False, cwd=None):
                 "from robustscale.cli import main; main()")
         cmd = [sys.executable, "-c", code, *map(str, args)]
     else:
-        cmd = [sys.executable, "-m", "robustscale", *map(str, args)]
+        cmd = [sys.executable, *map(str, launcher), "-m", "robustscale", *map(str, args)]
     full_env = {**os.environ, **(env or {})}
-    return CliResult(subprocess.run(cmd, capture_output=True, text=True, env=full_env,
-                                    timeout=timeout, cwd=cwd))
+    result = CliResult(subprocess.run(cmd, capture_output=True, text=True, env=full_env,
+                                      timeout=timeout, cwd=cwd))
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
 
 
 @pytest.fixture

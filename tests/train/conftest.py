@@ -1,14 +1,10 @@
 """Tiny, fast training settings shared by the trainer tests (wrn-10-1 on real Fashion-MNIST)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 TINY = ["--model", "wrn-10-1", "--data", "fashion-mnist", "--batch-size", "32", "--lr", "0.05",
         "--attack-steps", "2", "--eval-images", "64", "--eval-steps", "3", "--epoch-samples", "32", "--no-progress"]
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @pytest.fixture
@@ -17,14 +13,10 @@ def tiny():
 
 
 @pytest.fixture
-def run_cli():
-    """`python -m robustscale ...` on one CPU thread (bitwise-comparable runs)."""
-    def run(*args, check=True, module="robustscale", prefix=(), **kw):
-        proc = subprocess.run([sys.executable, *prefix, "-m", module, *map(str, args)], env=ONE_THREAD,
-                              capture_output=True, text=True, **kw)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-        return proc
+def run_cli(cli):
+    """The shared `cli` runner on one CPU thread (bitwise-comparable runs), failing on a non-zero exit."""
+    def run(*args, check=True, **kw):
+        return cli(*args, env=ONE_THREAD, check=check, **kw)
     return run
 
 
