@@ -50,7 +50,7 @@ def main() -> None:
         # error; --help and typer.Exit come back as an exit code.
         code = app(standalone_mode=False)
     except RobustscaleError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_in_flags(str(e), sys.argv[1:])}", file=sys.stderr)
         sys.exit(2)
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
@@ -67,6 +67,28 @@ def main() -> None:
         sys.exit(2)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _in_flags(message: str, argv: list[str]) -> str:
+    """A library error names a parameter (`real_fraction: expected ...`); at the command line, say the
+    flag that sets it (`--real-fraction: expected ...`) when the invoked command has one."""
+    import re
+
+    match = re.match(r"([a-z][a-z0-9_]*):", message)
+    if not match:
+        return message
+    command = typer.main.get_command(app)
+    for word in argv:  # walk down to the invoked (sub)command
+        sub = getattr(command, "commands", {}).get(word)
+        if sub is None:
+            break
+        command = sub
+    name = match.group(1)
+    for param in getattr(command, "params", []):
+        flags = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+        if flags and (param.name == name or f"--{name.replace('_', '-')}" in flags):
+            return flags[0] + message[len(name):]
+    return message
 
 
 if __name__ == "__main__":

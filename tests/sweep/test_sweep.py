@@ -75,6 +75,17 @@ def test_cli_invalid_sweep_exits_2_before_launching(tmp_path, cli):
     assert not (tmp_path / "runs").exists()
 
 
+def test_missing_dataset_is_one_error_before_any_run(tmp_path, cli):
+    """A sweep whose data folder is empty stops at once with one line, not one failed run per grid point."""
+    (tmp_path / "empty").mkdir()
+    path = write_sweep(tmp_path, samples=[128, 256], data_dir=str(tmp_path / "empty"))
+    r = cli("sweep", path)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert r.returncode == 2 and len(errors) == 1, r.stderr
+    assert "dataset-fashion-mnist" in errors[0] and "Traceback" not in r.stderr and "[failed]" not in r.stderr
+    assert not any((tmp_path / "runs").glob("*/config.json"))
+
+
 def test_bad_executor_names_the_parameter_and_the_flag(tmp_path, cli):
     sweep = load_sweep(write_sweep(tmp_path))
     with pytest.raises(RobustscaleError, match=r"^executor: expected local or slurm, got 'pbs'"):

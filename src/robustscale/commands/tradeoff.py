@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from robustscale.commands.law_options import FidOption, LawOption, LevelOption, load, with_interval
+from robustscale.commands.law_options import FidOption, LawOption, LevelOption, load, warn_nulls, with_interval
 from robustscale.commands.output import JsonOption, emit, sci, table
 
 
@@ -20,7 +20,9 @@ def tradeoff(
     the budget's plan (and intervals when the law was fitted with --bootstrap)."""
     from robustscale.laws import tradeoff_table
 
-    emit(tradeoff_table(load(law), flops, fid, omega_n, level), json_output, _render)
+    result = tradeoff_table(load(law), flops, fid, omega_n, level)
+    warn_nulls([{**result, "flops": flops}, {**result["plan"], "flops": flops}], "trade-off")
+    emit(result, json_output, _render)
 
 
 def _render(r: dict) -> None:

@@ -25,6 +25,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from robustscale.data.datasets import check_dataset
 from robustscale.errors import RobustscaleError
 from robustscale.sweep.spec import SweepRun, SweepSpec, tasks_per_node
 
@@ -128,6 +129,9 @@ def run_sweep(sweep: SweepSpec, executor: str = "local", max_parallel: int = 1,
         if r.finished:
             notify(r, "skipped")
     if executor == "local":
+        # a missing dataset is one error before any work, not the same failure once per run
+        for dataset, data_dir in sorted({(r.config["dataset"], r.config.get("data_dir")) for r in todo}, key=str):
+            check_dataset(dataset, data_dir)
         finished, failed = _run_local(todo, max_parallel, notify)
     else:
         finished, failed = _run_slurm(sweep, todo, max_parallel, notify, cluster or "slurm", state_timeout_s)

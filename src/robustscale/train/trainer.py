@@ -30,7 +30,7 @@ from robustscale.data.augment import random_crop_flip
 from robustscale.data.datasets import images_to_tensor, load_dataset
 from robustscale.data.sampler import ArraySource, MixingSampler
 from robustscale.errors import RobustscaleError
-from robustscale.fileio import write_json, write_text
+from robustscale.fileio import dumps, write_json, write_text
 from robustscale.progress import progress_bar
 from robustscale.models.wideresnet import BN_MOMENTUM, set_bn_momentum
 from robustscale.train import distributed
@@ -311,7 +311,7 @@ class Trainer:
                 "train_loss": self.loss_sum.item() / max(1, self.loss_count), **scores,
                 "time_s": round(self.time_s, 3)}
         with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(line) + "\n")
+            f.write(dumps(line) + "\n")  # non-finite values as null, like every JSON we write
             f.flush()
         if scores["pgd_acc"] > self.best_pgd_acc:
             self.best_pgd_acc, self.best_step = scores["pgd_acc"], done
