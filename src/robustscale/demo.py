@@ -138,7 +138,7 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
 
     # One fit, in the report: the summary below reads the law, intervals and plan it made.
     t = time.perf_counter()
-    report = write_report(out / "observations.csv", out / "report", bootstrap_k=bootstrap_k)
+    report = write_report(out / "observations.csv", out / "report", bootstrap=bootstrap_k)
     phases["fit+report"] = time.perf_counter() - t
 
     law, plan_row, a1 = report["approach2"], report["plan"], report["approach1"]

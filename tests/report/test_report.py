@@ -63,14 +63,14 @@ def test_collect_fit_report_every_figure(study_runs, tmp_path, cli):
 def test_report_from_table_fits_with_bootstrap_intervals(study_runs, tmp_path):
     obs_path = tmp_path / "obs.parquet"
     collect(study_runs, obs_path)
-    result = write_report(obs_path, tmp_path / "rep", bootstrap_k=3)
+    result = write_report(obs_path, tmp_path / "rep", bootstrap=3)
     law = result["approach2"]
-    assert law["k"] == 3 and law["level"] == 0.95
+    assert law["k"] == 3 and law["level"] == 0.9
     lo, hi = law["intervals"]["alpha"]
     assert lo <= hi
     assert result["approach1"]["params"]["real"]["a"] > 0  # bigger models at bigger budgets: N* grows
     html = (tmp_path / "rep" / "index.html").read_text()
-    assert "95% bootstrap interval" in html and f"[{lo:.4g}, {hi:.4g}]" in html
+    assert "90% bootstrap interval" in html and f"[{lo:.4g}, {hi:.4g}]" in html
     # the synthetic law is L = 0.5 + 400/N^0.5 + 30/D^0.45, but over 4x in D the guard finds beta
     # flat: the report anchors the exponents to the paper's law and says so, on the page and in words
     assert law["anchored"]["prior"] == "paper-approach2" and "beta" in law["anchored"]["reason"]
@@ -84,7 +84,7 @@ def test_report_from_table_fits_with_bootstrap_intervals(study_runs, tmp_path):
     assert law["plans"][0] == plan
     story = result["story"]
     assert story.startswith("9 adversarially trained models (3 sizes from 78k to 272k parameters")
-    assert f"N^-{law['params']['alpha']:.2f}" in story and "95% interval" in story
+    assert f"N^-{law['params']['alpha']:.2f}" in story and "90% interval" in story
     shown = str(escape(story))  # as the template writes it (apostrophes escaped)
     assert shown in html and html.index(shown) < html.index("<h2>")  # the page opens with it
     saved = json.loads((tmp_path / "rep" / "law.json").read_text())

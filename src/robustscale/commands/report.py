@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from robustscale.commands.law_options import LevelOption, load
 from robustscale.commands.output import JsonOption, emit
 
 
@@ -13,14 +14,14 @@ def report(
     source: Path = typer.Argument(..., help="A runs directory or an observations table (.csv/.parquet)."),
     law: Path = typer.Option(None, "--law", help="law.json to plot (default: fit Approach 2 to the data)."),
     out: Path = typer.Option(..., "--out", help="Folder for the PNGs and index.html."),
-    bootstrap: int = typer.Option(20, "--bootstrap", help="Resamples for the parameter intervals (0: none)."),
+    bootstrap: int = typer.Option(20, "--bootstrap", min=0, help="Resamples for the intervals (0: none; at least 2)."),
+    level: LevelOption = 0.9,
     json_output: JsonOption = False,
 ) -> None:
     """Write the paper's figures for your runs as PNGs plus an index.html page."""
-    from robustscale.commands.law_options import load
     from robustscale.report import write_report
 
-    result = write_report(source, out, law=law, bootstrap_k=bootstrap, progress=True)
+    result = write_report(source, out, law=law, bootstrap=bootstrap, level=level, progress=True)
     load(str(Path(out) / "law.json"))  # the fitted law's guard findings (and any anchoring) as warnings
     emit(result, json_output, lambda r: print(f"report: {r['index']} ({len(r['figures'])} figures)"))
 

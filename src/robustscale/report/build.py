@@ -18,7 +18,7 @@ from robustscale.report.html import render_html
 
 FORECAST_FLOPS = (1e24, 1e30)  # Fig. 1's horizon
 BOOTSTRAP_K = 20  # resamples for the intervals; the paper reports none, so this is ours
-LEVEL = 0.95  # interval level of every bracket in the report
+LEVEL = 0.9  # default interval level of every bracket in the report (as `plan` and `tradeoff`)
 PLAN_MULTIPLE = 10  # plans are made at 10x the largest budget observed: the next study one would run
 AGREEMENT = 10  # Approaches 1 and 2 "agree" on N* within this factor (the paper's agree within ~2x, Table 3)
 # A law that runs this small cannot pin is anchored to the paper's CIFAR-10 Approach 2 exponents.
@@ -41,16 +41,20 @@ def load_source(source: str | os.PathLike):
 
 
 def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | os.PathLike | None = None,
-                 bootstrap_k: int = BOOTSTRAP_K, progress: bool = False) -> dict:
+                 bootstrap: int = BOOTSTRAP_K, level: float = LEVEL, progress: bool = False) -> dict:
     """Fit (or load) the law, draw every figure and write index.html; returns report.json's content.
 
     Parameters: source (runs dir or observations table), out (folder), law (law.json or preset
-    name; None = fit Approach 2 here), bootstrap_k (resamples for intervals; 0 = none), progress
-    (a progress bar on stderr).
+    name; None = fit Approach 2 here), bootstrap (resamples for intervals; 0 = none), level
+    (interval level, in (0, 1)), progress (a progress bar on stderr).
     """
     from robustscale.laws import Approach1, fit_law, load_law, save_law
     from robustscale.progress import progress_bar
 
+    if not 0 < level < 1:
+        raise RobustscaleError(f"level: expected a number in (0, 1), got {level}")
+    if bootstrap == 1 or bootstrap < 0:
+        raise RobustscaleError(f"bootstrap: expected 0 (no intervals) or at least 2 resamples, got {bootstrap}")
     t0 = time.perf_counter()
     out = Path(out)
     obs = load_source(source)
@@ -60,7 +64,7 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
     fid = float(obs.loc[obs["source"] == main_source, "fid"].iloc[0])
     budget = PLAN_MULTIPLE * float(obs["flops"].max())
 
-    k = bootstrap_k if law is None and bootstrap_k >= 2 else 0
+    k = bootstrap if law is None else 0
     with progress_bar(k + 1 + len(FIGURES), "report", enabled=progress) as advance:
         if law is None:
             law2 = fit_law(obs, approach=2, auto_prior=AUTO_PRIOR, bootstrap=k, on_step=advance)
@@ -82,7 +86,7 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
         "index": str(out / "index.html"), "figures": figures, "failed_figures": failed, "source": str(source),
         "observations": int(len(obs)), "runs": int(obs["run"].nunique()), "main_source": main_source, "fid": fid,
         "trained": _trained(obs),
-        "approach2": _law_summary(law2, [budget, *FORECAST_FLOPS], fid),
+        "approach2": _law_summary(law2, [budget, *FORECAST_FLOPS], fid, level),
         "approach1": None if law1 is None else {
             "params": law1.params_, **dict(zip(("n_star", "d_star"), map(float, law1.optimum(budget, fid)[:2])))},
         "wall_s": None,
@@ -131,7 +135,7 @@ def _trained(obs) -> dict:
             "flops": [float(obs["flops"].min()), float(obs["flops"].max())]}
 
 
-def _law_summary(est, budgets: list[float], fid: float) -> dict:
+def _law_summary(est, budgets: list[float], fid: float, level: float) -> dict:
     """The law as every reader shows it: parameters, their intervals, the guard's verdict, plans."""
     from robustscale.laws import parameter_intervals, plan_table
 
@@ -141,16 +145,16 @@ def _law_summary(est, budgets: list[float], fid: float) -> dict:
     anchored = {d["param"] for d in diagnostics if d["kind"] == "anchored"}
     return {
         "params": dict(est.params_),
-        "level": LEVEL if boot else None,
+        "level": level if boot else None,
         "k": len(est.bootstrap_) if boot else 0,
-        "intervals": parameter_intervals(est, LEVEL) if boot else {},
+        "intervals": parameter_intervals(est, level) if boot else {},
         "identified": identified,
         # per parameter, in words: taken from a prior law, determined by the runs, or not
         "status": {k: "anchored" if k in anchored else "identified" if identified.get(k, True) else "not identified"
                    for k in est.params_},
         "anchored": getattr(est, "anchored_", None),
         "diagnostics": diagnostics,
-        "plans": plan_table(est, budgets, fid, LEVEL),
+        "plans": plan_table(est, budgets, fid, level),
     }
 
 
@@ -163,8 +167,8 @@ def _count(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _range(lo, hi, fmt) -> str:
-    return "" if lo is None or hi is None else f" ({100 * LEVEL:.0f}% interval {fmt(lo)}–{fmt(hi)})"
+def _range(lo, hi, fmt, level) -> str:
+    return "" if lo is None or hi is None or not level else f" ({100 * level:.0f}% interval {fmt(lo)}–{fmt(hi)})"
 
 
 def story(r: dict) -> str:
@@ -182,9 +186,9 @@ def story(r: dict) -> str:
     says = (f"The fitted law says the loss falls like N^-{p['alpha']:.2f} with model size and D^-{p['beta']:.2f} "
             f"with training data, towards a floor of {p['E']:.3g}. With 10x the largest compute used here "
             f"({plan['flops']:.2g} FLOPs), the best split is a model of about {_count(plan['n_star'])} parameters"
-            f"{_range(plan.get('n_star_lo'), plan.get('n_star_hi'), _count)} trained on {_count(plan['d_star'])} "
+            f"{_range(plan.get('n_star_lo'), plan.get('n_star_hi'), _count, law['level'])} trained on {_count(plan['d_star'])} "
             f"samples, predicted to reach {pct(plan['accuracy'])} robust accuracy"
-            f"{_range(plan.get('accuracy_lo'), plan.get('accuracy_hi'), pct)}.")
+            f"{_range(plan.get('accuracy_lo'), plan.get('accuracy_hi'), pct, law['level'])}.")
     a1 = r.get("approach1")
     if a1 and a1.get("n_star") and plan["n_star"]:
         ratio = plan["n_star"] / a1["n_star"]
@@ -207,5 +211,5 @@ def story(r: dict) -> str:
                 f"treat N* as a rough guide.")
     else:
         sure = "How sure: both exponents are identified by these runs" + (
-            f"; brackets are {100 * LEVEL:.0f}% bootstrap intervals (the runs' losses redrawn from their residuals)." if law["level"] else ".")
+            f"; brackets are {100 * (law['level'] or 0):.0f}% bootstrap intervals (the runs' losses redrawn from their residuals)." if law["level"] else ".")
     return " ".join((trained, says, sure))
