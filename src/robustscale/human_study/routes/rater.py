@@ -85,6 +85,9 @@ def answer(request: Request, token: str, image_id: int = Form(...), phase: str =
     try:
         seconds = max(0.0, time.time() - float(issued))
         with request.app.state.write_lock:
+            # End the read transaction the rater lookup began: on SQLite (WAL) a transaction whose
+            # snapshot predates another answer's commit cannot become a write ("database is locked").
+            s.commit()
             done = record_answer(s, rater, seq, image_id, phase, choice, confidence,
                                  len(study.classes), seconds)
     except AnswerRejected as e:
@@ -100,6 +103,7 @@ def undo(request: Request, token: str, s: Session = Depends(get_session)) -> JSO
         raise HTTPException(429, "too many requests per second", headers={"Retry-After": "1"})
     try:
         with request.app.state.write_lock:
+            s.commit()  # a fresh snapshot for the write, as in `answer`
             done = undo_answer(s, rater, seq, study.batch_size)
     except AnswerRejected as e:
         raise HTTPException(e.status, str(e)) from None
