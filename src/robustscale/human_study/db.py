@@ -104,8 +104,11 @@ def make_engine(url: str) -> Engine:
     """Engine for `url`, tables created. SQLite gets WAL and a busy timeout so that many
     concurrent raters queue for the write lock instead of failing."""
     try:
+        # Up to 50 connections: one for each of the server's 40 worker threads with room to spare,
+        # so a burst of requests waits on the database (or the SQLite write lock), never on the pool.
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                                   pool_size=10, max_overflow=40)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
