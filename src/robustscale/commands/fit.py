@@ -49,7 +49,7 @@ def fit(
     except RobustscaleError as e:  # the library names its parameter; say which flag sets it
         raise RobustscaleError(str(e).replace("exclude_small_runs=False", "--keep-small-runs")) from None
     law = save_law(est, out, make_parents=False)
-    warn_findings(est)
+    warn_findings(est.diagnostics_, est.anchored_)
     shown = {k: v for k, v in law.items() if k != "bootstrap"}
     if bootstrap:
         flops, fid = default_budget(est), min(est.sources_.values())

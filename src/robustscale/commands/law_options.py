@@ -45,15 +45,14 @@ def load(law: str):
     from robustscale.laws import load_law
 
     est = load_law(law)
-    warn_findings(est)
+    warn_findings(getattr(est, "diagnostics_", None), getattr(est, "anchored_", None))
     return est
 
 
-def warn_findings(est) -> None:
-    """Each distinct finding of the law's guard as one `warning:` line."""
-    for message in dict.fromkeys(f["message"] for f in getattr(est, "diagnostics_", None) or []):
+def warn_findings(diagnostics: list[dict] | None, anchored: dict | None) -> None:
+    """Each distinct finding of a law's guard (and an automatic anchoring) as one `warning:` line."""
+    for message in dict.fromkeys(f["message"] for f in diagnostics or []):
         warn(message)
-    anchored = getattr(est, "anchored_", None)
     if anchored and anchored.get("reason") != "requested":
         warn(f"anchored to {anchored['prior']}: {anchored['reason']}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from robustscale.commands.law_options import LevelOption, load
+from robustscale.commands.law_options import LevelOption, warn_findings
 from robustscale.commands.output import JsonOption, emit
 
 
@@ -22,7 +22,8 @@ def report(
     from robustscale.report import write_report
 
     result = write_report(source, out, law=law, bootstrap=bootstrap, level=level, progress=True)
-    load(str(Path(out) / "law.json"))  # the fitted law's guard findings (and any anchoring) as warnings
+    law_summary = result["approach2"]
+    warn_findings(law_summary["diagnostics"], law_summary["anchored"])
     emit(result, json_output, lambda r: print(f"report: {r['index']} ({len(r['figures'])} figures)"))
 
 

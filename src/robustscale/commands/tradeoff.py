@@ -21,7 +21,7 @@ def tradeoff(
     from robustscale.laws import tradeoff_table
 
     result = tradeoff_table(load(law), flops, fid, omega_n, level)
-    warn_nulls([{**result, "flops": flops}, {**result["plan"], "flops": flops}], "trade-off")
+    warn_nulls([result, result["plan"]], "trade-off")
     emit(result, json_output, _render)
 
 
