@@ -101,9 +101,7 @@ def write_npz(path: str | os.PathLike, *, compressed: bool = False, **arrays: An
 
 
 def _jsonable(x: Any) -> Any:
-    """numpy scalars/arrays and paths in JSON output."""
-    if hasattr(x, "tolist"):
-        return finite(x.tolist())
+    """Paths in JSON output (numpy values are already plain lists and numbers: `finite` ran first)."""
     if isinstance(x, os.PathLike):
         return os.fspath(x)
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
