@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +24,7 @@ from robustscale.attacks.evaluation import EVAL_BATCH, EVAL_SEED, EVAL_STEPS, ev
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import write_json, write_npz, write_table
 from robustscale.progress import progress_bar
+from robustscale.rundir import RunDir
 
 ATTACKS = ("pgd40-cw", "autoattack", "both")
 
@@ -209,9 +209,9 @@ def robustbench_entry(result: dict, model, checkpoint: str) -> dict:
     """A RobustBench model-info entry (the fields of robustbench/model_info/<dataset>/Linf/*.json)."""
     aa = result["accuracy"].get("autoattack")
     footnote = f"Evaluated by robustscale on the first {result['n']} test images."
-    config_file = Path(checkpoint) / "config.json" if Path(checkpoint).is_dir() else None
-    if config_file is not None and config_file.exists():
-        sources = json.loads(config_file.read_text()).get("sources", [])
+    run = RunDir(checkpoint)
+    if run.is_run():
+        sources = run.read_config().get("sources", [])
         names = [s.get("name") for s in sources if isinstance(s, dict)]
         if names:
             footnote += f" Trained on: {', '.join(map(str, names))}."

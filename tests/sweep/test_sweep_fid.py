@@ -25,9 +25,9 @@ def _store(tmp_path, fashion_mnist, fid=None):
     return tmp_path / "store"
 
 
-def _sweep(tmp_path, source: dict):
+def _sweep(tmp_path, source: dict, **train):
     spec = {"dataset": "fashion-mnist", "out": "runs", "models": ["wrn-10-1"], "samples": [64],
-            "sources": [source], "train": TINY_TRAIN, "evaluation": TINY_EVAL}
+            "sources": [source], "train": {**TINY_TRAIN, **train}, "evaluation": TINY_EVAL}
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -35,7 +35,8 @@ def _sweep(tmp_path, source: dict):
 
 def test_declared_fid_reaches_config_and_observations(tmp_path, fashion_mnist):
     _store(tmp_path, fashion_mnist)  # the manifest has no FID: the sweep file's is the only one
-    sweep = load_sweep(_sweep(tmp_path, {"name": "syn", "path": "store", "fid": 5.0, "real_fraction": 0}))
+    sweep = load_sweep(_sweep(tmp_path, {"name": "syn", "path": "store", "fid": 5.0, "real_fraction": 0},
+                              tensorboard=True))
     (planned,) = sweep.runs
     assert (planned.config.fid, planned.config.source, planned.fid) == (5.0, "syn", 5.0)
     result = run_sweep(sweep, executor="local")
@@ -44,6 +45,7 @@ def test_declared_fid_reaches_config_and_observations(tmp_path, fashion_mnist):
     config = run.read_config()
     assert (config["fid"], config["source"], config["real_fraction"]) == (5.0, "syn", 0)
     assert run.read_result()["fid"] == 5.0
+    assert list(run.tensorboard_dir.glob("events.out.tfevents.*"))  # `train: {tensorboard: true}`
     obs = collect(tmp_path / "runs", tmp_path / "obs.csv")
     assert obs["fid"].tolist() == [5.0] and obs["source"].tolist() == ["syn"]
 
