@@ -63,8 +63,8 @@ def test_collect_one_row_per_evaluation(study_runs, tmp_path, suffix):
 
 
 def test_collect_cli_and_errors(study_runs, tmp_path, cli):
-    r = cli("runs", "collect", study_runs, "--out", tmp_path / "obs.parquet", "--json")
-    assert r.returncode == 0, r
+    r = cli("runs", "collect", study_runs, "--out", tmp_path / "obs.parquet", "--json", no_torch=True)
+    assert r.returncode == 0, r  # run folders are read without torch (robustscale.rundir)
     assert r.json == {"out": str(tmp_path / "obs.parquet"), "rows": 36, "runs": 9, "sources": ["real"]}
     assert len(pd.read_parquet(tmp_path / "obs.parquet")) == 36
     bad = cli("runs", "collect", study_runs, "--out", tmp_path / "obs.xlsx")
