@@ -45,6 +45,14 @@ class RunDir:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.config_path = self.path / "config.json"
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.result_path = self.path / "result.json"
+        self.checkpoint_path = self.path / "checkpoint.pt"
+        self.nonfinite_path = self.path / "nonfinite.pt"  # the state at a non-finite loss
+        self.model_stem = self.path / "model"  # final EMA weights: model.safetensors + model.json
+        self.best_stem = self.path / "best"  # EMA weights at the best held-out robust accuracy
+        self.tensorboard_dir = self.path / "tensorboard"
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -52,42 +60,6 @@ class RunDir:
     @property
     def name(self) -> str:
         return self.path.name
-
-    # --- paths -----------------------------------------------------------------------------------
-
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.json"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def result_path(self) -> Path:
-        return self.path / "result.json"
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.path / "checkpoint.pt"
-
-    @property
-    def nonfinite_path(self) -> Path:
-        return self.path / "nonfinite.pt"
-
-    @property
-    def model_stem(self) -> Path:
-        """Final EMA weights: model.safetensors + model.json."""
-        return self.path / "model"
-
-    @property
-    def best_stem(self) -> Path:
-        """EMA weights at the best held-out robust accuracy: best.safetensors + best.json."""
-        return self.path / "best"
-
-    @property
-    def tensorboard_dir(self) -> Path:
-        return self.path / "tensorboard"
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -193,4 +165,5 @@ def find_runs(runs_dir: str | os.PathLike) -> list[RunDir]:
         raise RobustscaleError(f"{root}: no such runs directory")
     if RunDir(root).is_run():
         return [RunDir(root)]
-    return [RunDir(p) for p in sorted(c.parent for c in root.rglob("config.json") if ".submitit" not in c.parts)]
+    folders = sorted(c.parent for c in root.rglob("config.json") if ".submitit" not in c.parts)
+    return [RunDir(p) for p in folders]
