@@ -147,7 +147,7 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
         "observations": str(out / "observations.csv"), "report": report["index"],
         "law": str(out / "report" / "law.json"), "story": report["story"], "trained": report["trained"],
         # the held-out images behind every point (a point's accuracy has standard error <= 0.5/sqrt(this))
-        "eval_images": RunDir(sweep.runs[0].out).read_config()["eval_images"],
+        "eval_images": sweep.runs[0].config.eval_images,
         "approach2": {k: law[k] for k in ("params", "level", "k", "intervals", "identified", "status", "anchored",
                                                    "diagnostics")},
         "approach1": None if a1 is None else {
