@@ -75,3 +75,5 @@ def test_sweep_fid_disagreeing_with_the_manifest_is_an_error(tmp_path, fashion_m
     assert agreeing.runs[0].config.fid == 12.5
     from_manifest = load_sweep(_sweep(tmp_path, {"name": "syn", "path": "store"}))
     assert from_manifest.runs[0].config.fid == 12.5
+    with pytest.raises(RobustscaleError, match=r"sources\[0\].fid: real data's FID is 0"):
+        load_sweep(_sweep(tmp_path, {"name": "real", "fid": 3.0}))
