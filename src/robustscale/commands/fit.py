@@ -7,9 +7,11 @@ from typing import Optional
 
 import typer
 
-from robustscale.commands.law_options import LevelOption, SourcesOption, parse_names, warn_findings, with_interval
-from robustscale.commands.output import JsonOption, emit, table
+from robustscale.commands.law_options import (ACCURACY_UNAVAILABLE, LevelOption, SourcesOption, parse_names,
+                                              warn_exclusions, warn_findings)
+from robustscale.commands.output import JsonOption, emit, table, warn
 from robustscale.errors import RobustscaleError
+from robustscale.formatting import fixed, num, with_interval
 
 
 def fit(
@@ -28,10 +30,16 @@ def fit(
     level: LevelOption = 0.9,
     exclude_small_runs: bool = typer.Option(True, "--exclude-small-runs/--keep-small-runs", help="App. F.2.1 rule: drop N<100M, D>10M, FID<10 (approaches 2, 3)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    accuracy_map: str = typer.Option("runs", "--accuracy-map", help="Loss -> accuracy regression: runs (fitted to "
+                                     "the observations' accuracy column; none without one) or paper-dg (the paper's "
+                                     "CIFAR-10 DG regression, App. F.2.2)."),
     json_output: JsonOption = False,
 ) -> None:
-    """Fit a scaling law (approach 1, 2 or 3) to observations and write law.json; warns about
-    parameters the data do not determine."""
+    """Fit a scaling law (approach 1, 2 or 3) to observations and write law.json.
+
+    Warns about parameters the data do not determine, runs App. F.2.1's rule leaves out, and a law
+    without a loss -> accuracy regression.
+    """
     from robustscale.laws import fit_law, intervals, save_law
     from robustscale.laws.planning import default_budget
     from robustscale.progress import progress_bar
@@ -39,6 +47,7 @@ def fit(
     if approach == 3 and base_source is not None:
         raise RobustscaleError("--base-source: approach 3 fits every source at once; it is for approaches 1 and 2")
     params = {"source": base_source} if approach == 1 else {"exclude_small_runs": exclude_small_runs}
+    params["accuracy_map"] = accuracy_map
     if approach == 2:
         params["base_source"] = base_source
     try:
@@ -50,6 +59,12 @@ def fit(
         raise RobustscaleError(str(e).replace("exclude_small_runs=False", "--keep-small-runs")) from None
     law = save_law(est, out, make_parents=False)
     warn_findings(est.diagnostics_, est.anchored_)
+    warn_exclusions(law["excluded_runs"])
+    if law["accuracy_map"] is None:
+        warn(ACCURACY_UNAVAILABLE.replace("its runs measured", "the observations have"))
+    elif law["accuracy_map"] != "runs":
+        warn(f"accuracy: predicted with the borrowed regression '{law['accuracy_map']}' (as asked), not with "
+             "these runs' own (law.json: accuracy_map)")
     shown = {k: v for k, v in law.items() if k != "bootstrap"}
     if bootstrap:
         flops, fid = default_budget(est), min(est.sources_.values())
@@ -59,16 +74,18 @@ def fit(
 
 def _render(law: dict, out: Path) -> None:
     rows = [("approach", str(law["approach"])), ("observations used", str(law["n_obs"])),
-            ("objective", f"{law['objective']:.6g}"),
-            ("FLOPs per param-sample", f"{law['flops_per_param_sample']:.5g}")]
+            ("runs left out", str(len(law["excluded_runs"]))),
+            ("objective", num(law["objective"], 6)),
+            ("FLOPs per param-sample", num(law["flops_per_param_sample"], 5)),
+            ("loss -> accuracy", law["accuracy_map"] or "unavailable")]
     ivs = law.get("intervals", {}).get("params", {})
     if law["approach"] == 1:
-        rows += [(f"{s}: a, b", f"{p['a']:.3f}, {p['b']:.3f}") for s, p in law["params"].items()]
+        rows += [(f"{s}: a, b", f"{fixed(p['a'], 3)}, {fixed(p['b'], 3)}") for s, p in law["params"].items()]
     else:
         flags = {k for k, ok in law["identified"].items() if not ok}
         for k, v in law["params"].items():
             row = {"v": v, **({"v_lo": ivs[k][0], "v_hi": ivs[k][1]} if k in ivs else {})}
-            rows.append((k + (" (not identified)" if k in flags else ""), with_interval(row, "v", lambda x: f"{x:.4g}")))
+            rows.append((k + (" (not identified)" if k in flags else ""), with_interval(row, "v", num)))
     if law.get("anchored"):
         rows.append(("anchored to", f"{law['anchored']['prior']}"))
     rows.append(("written", str(out)))

@@ -6,8 +6,9 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from robustscale.commands.output import sci, warn
+from robustscale.commands.output import warn
 from robustscale.errors import RobustscaleError
+from robustscale.formatting import sci
 
 LAW_HELP = "paper-approach1, paper-approach2, paper-approach3, or a law.json written by `robustscale fit`."
 LawOption = Annotated[str, typer.Option("--law", help=LAW_HELP)]
@@ -58,17 +59,30 @@ def warn_findings(diagnostics: list[dict] | None, anchored: dict | None) -> None
 
 
 def warn_nulls(rows: list[dict], what: str) -> None:
-    """JSON prints non-finite numbers as null: say so."""
+    """JSON prints non-finite numbers as null: say so (accuracy that no regression predicts is
+    `accuracy_unavailable`'s to explain)."""
+    skip = ("irreducible_loss", "accuracy_limit", "accuracy")
     for row in rows:
         for k, v in row.items():
-            if v is None and not k.endswith(("_lo", "_hi")) and k not in ("irreducible_loss", "accuracy_limit"):
+            if v is None and not k.endswith(("_lo", "_hi")) and k not in skip:
                 warn(f"{what} at {sci(row.get('flops'))} FLOPs: {k} is not a finite number (printed as null)")
 
 
-def with_interval(row: dict, key: str, fmt) -> str:
-    """'1.2e9' or '1.2e9 [3e8, 5e9]' when the row has the key's interval."""
-    text = fmt(row[key]) if row.get(key) is not None else "–"
-    lo, hi = row.get(f"{key}_lo"), row.get(f"{key}_hi")
-    if f"{key}_lo" in row:
-        text += f" [{fmt(lo) if lo is not None else '–'}, {fmt(hi) if hi is not None else '–'}]"
-    return text
+ACCURACY_UNAVAILABLE = ("accuracy: unavailable (null): the law has no loss -> accuracy regression because its runs "
+                        "measured no accuracy; `robustscale fit --accuracy-map paper-dg` borrows the paper's "
+                        "CIFAR-10 one (App. F.2.2)")
+
+
+def warn_accuracy(est) -> None:
+    """Say once why a law's plans carry no accuracy."""
+    if getattr(est, "accuracy_", None) is None:
+        warn(ACCURACY_UNAVAILABLE)
+
+
+def warn_exclusions(excluded: list[dict] | None) -> None:
+    """One `warning:` line for the runs App. F.2.1's rule left out of a fit (law.json lists them)."""
+    if not excluded:
+        return
+    names = ", ".join(r["run"] for r in excluded[:3]) + (f" and {len(excluded) - 3} more" if len(excluded) > 3 else "")
+    warn(f"{len(excluded)} run(s) left out of the fit by {excluded[0]['reason']} ({names}; listed in law.json's "
+         f"excluded_runs); --keep-small-runs keeps them")

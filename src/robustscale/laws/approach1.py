@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from robustscale.errors import RobustscaleError
-from robustscale.laws.base import Interval, ScalingLaw
+from robustscale.laws.base import COMMON_CONSTRAINTS, Interval, ScalingLaw
 from robustscale.laws.observations import load_observations, sources
 
 N_QUERY_FLOPS = 1000  # App. F.1: "a set F of 1000 logarithmically spaced values of training FLOPs"
@@ -58,7 +58,8 @@ class Approach1(ScalingLaw):
     """Envelope regressions per source (App. F.1).
 
     Parameters (keyword-only, checked when `fit` starts): source (fit only this source; None =
-    every source with at least 2 runs), n_flops (query budgets, 1000 in the paper).
+    every source with at least 2 runs), n_flops (query budgets, 1000 in the paper), accuracy_map
+    (as Approach 2's).
     Fitted: params_ {source: {fid, a, b, c, log_n0, log_d0, log_l0, n_points}} with
     N* = exp(log_n0)·F^a, D* = exp(log_d0)·F^b, L* = exp(log_l0)·F^c; a_, b_ ({source: value});
     envelopes_ ({source: DataFrame from `envelope`}); objective_ (sum of squared log residuals).
@@ -66,11 +67,13 @@ class Approach1(ScalingLaw):
     """
 
     approach = 1
-    _parameter_constraints = {"source": [None, str], "n_flops": [Interval(Integral, 2, None)]}
+    _parameter_constraints = {"source": [None, str], "n_flops": [Interval(Integral, 2, None)],
+                              "accuracy_map": COMMON_CONSTRAINTS["accuracy_map"]}
 
-    def __init__(self, *, source: str | None = None, n_flops: int = N_QUERY_FLOPS):
+    def __init__(self, *, source: str | None = None, n_flops: int = N_QUERY_FLOPS, accuracy_map: str = "runs"):
         self.source = source
         self.n_flops = n_flops
+        self.accuracy_map = accuracy_map
 
     def fit(self, obs) -> "Approach1":
         """Fit to an observations table (path or DataFrame); returns self."""
@@ -105,6 +108,7 @@ class Approach1(ScalingLaw):
         self.diagnostics_ = self._fit_common(obs, self.source)
         self.identified_ = {}
         self.anchored_ = None
+        self.excluded_runs_ = []
         return self
 
     def _load_extra(self, d: dict) -> None:

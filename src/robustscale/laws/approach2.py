@@ -19,6 +19,7 @@ from robustscale.laws.huber import grid, huber, multistart
 from robustscale.laws.observations import HIGH_QUALITY_FID
 from robustscale.laws.optimal import omega_d, optimal_allocation
 from robustscale.laws.planning import default_budget
+from robustscale.laws.presets import read_law
 
 # App. F.2.1 initialisation grids (a = log A, b = log B, e = log E): 5^5 = 3125 base starts ...
 BASE_GRID = ([0, 1, 2, 5, 10], [0, 1, 2, 5, 10], [-1, -0.5, 0, 0.5, 1], [0, 0.1, 0.25, 0.5, 1], [0, 0.1, 0.25, 0.5, 1])
@@ -73,12 +74,14 @@ class Approach2(ParametricLaw):
         over α, β to the Huber objective (n runs): moving α by 1 then costs λ times what every run's
         log residual growing by 1 costs.
     warm_start: start from the current params_ instead of the App. F.2.1 grid (bootstrap refits).
+    accuracy_map: 'runs' regresses accuracy on loss over the runs that measured it (none without);
+        'paper-dg' borrows the paper's CIFAR-10 DG regression (App. F.2.2).
     The base fit holds ε = ζ = 0, so it learns the base source's own E', B'; the quality fit then
     keeps the base source's predictions fixed and learns how E', B' move with log(1+FID), giving
     E, B at FID = 0. With one source ε = ζ = 0 (or the prior's) and E, B are that source's E', B'.
     Fitted: params_ {A, B, E, alpha, beta, epsilon, zeta}, objective_ (base-fit Huber objective),
     quality_objective_, n_obs_ (runs fitted), base_source_, quality_sources_, sources_, accuracy_,
-    flops_per_param_sample_, diagnostics_, identified_, anchored_.
+    accuracy_map_, excluded_runs_, flops_per_param_sample_, diagnostics_, identified_, anchored_.
     """
 
     approach = 2
@@ -95,7 +98,7 @@ class Approach2(ParametricLaw):
     def __init__(self, *, huber_delta: float = 1e-3, exclude_small_runs: bool = True,
                  base_source: str | None = None, quality_sources: list[str] | None = None,
                  flops_per_param_sample: float | None = None, prior: str | None = None,
-                 prior_strength: float | None = None, warm_start: bool = False):
+                 prior_strength: float | None = None, warm_start: bool = False, accuracy_map: str = "runs"):
         self.huber_delta = huber_delta
         self.exclude_small_runs = exclude_small_runs
         self.base_source = base_source
@@ -104,6 +107,7 @@ class Approach2(ParametricLaw):
         self.prior = prior
         self.prior_strength = prior_strength
         self.warm_start = warm_start
+        self.accuracy_map = accuracy_map
 
     def fit(self, obs) -> "Approach2":
         """Fit to an observations table (path or DataFrame); returns self."""
@@ -286,13 +290,12 @@ def _prior_values(prior: str | None) -> dict | None:
     """{approach, alpha, beta, epsilon, zeta} of a prior law (a preset name or law.json)."""
     if prior is None:
         return None
-    from robustscale.laws.presets import load_law
-
-    law = load_law(prior)
-    if "alpha" not in law.params_ or "beta" not in law.params_:
-        raise RobustscaleError(f"prior: {prior} is an approach {law.approach} law; a prior needs alpha and beta "
+    law = read_law(prior)
+    params = law["params"]
+    if "alpha" not in params or "beta" not in params:
+        raise RobustscaleError(f"prior: {prior} is an approach {law['approach']} law; a prior needs alpha and beta "
                                "(approach 2 or 3)")
-    return {"approach": law.approach, **{k: float(law.params_.get(k, 0.0)) for k in ("alpha", "beta", "epsilon", "zeta")}}
+    return {"approach": law["approach"], **{k: float(params.get(k, 0.0)) for k in ("alpha", "beta", "epsilon", "zeta")}}
 
 
 def _default_quality(runs: pd.DataFrame, base: str) -> list[str]:

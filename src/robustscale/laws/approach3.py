@@ -66,7 +66,7 @@ class Approach3(ParametricLaw):
     Parameters (keyword-only, checked when `fit` starts): huber_delta (δ = 1e-3, as Approach 2),
     exclude_small_runs (App. F.2.1/F.3.1 rule, on by default), flops_per_param_sample (c in
     FLOPs = c·N·D; None = measured from the observations), warm_start (start from the current
-    params_ instead of the grid: bootstrap refits).
+    params_ instead of the grid: bootstrap refits), accuracy_map (as Approach 2's).
     Fitted: params_ {A, B, E, Q, alpha, beta, kappa, epsilon}, objective_, n_obs_, sources_,
     accuracy_, flops_per_param_sample_, diagnostics_, identified_. Note B enters as (B/D)^β, so B^β
     compares with Approach 2's B.
@@ -80,11 +80,12 @@ class Approach3(ParametricLaw):
                        EXPONENT_BOUNDS, EXPONENT_BOUNDS, (-10.0, 10.0), (-10.0, 10.0)])
 
     def __init__(self, *, huber_delta: float = 1e-3, exclude_small_runs: bool = True,
-                 flops_per_param_sample: float | None = None, warm_start: bool = False):
+                 flops_per_param_sample: float | None = None, warm_start: bool = False, accuracy_map: str = "runs"):
         self.huber_delta = huber_delta
         self.exclude_small_runs = exclude_small_runs
         self.flops_per_param_sample = flops_per_param_sample
         self.warm_start = warm_start
+        self.accuracy_map = accuracy_map
 
     def fit(self, obs) -> "Approach3":
         """Fit to an observations table (path or DataFrame); returns self."""

@@ -6,14 +6,10 @@ from __future__ import annotations
 from typing import Callable
 
 from robustscale.errors import RobustscaleError
-from robustscale.laws.approach1 import Approach1
-from robustscale.laws.approach2 import Approach2
-from robustscale.laws.approach3 import Approach3
 from robustscale.laws.bootstrap import bootstrap as draw_bootstrap
 from robustscale.laws.guard import EXPONENTS, bootstrap_findings, identified
+from robustscale.laws.lawfile import ESTIMATORS
 from robustscale.laws.observations import load_observations
-
-ESTIMATORS = {1: Approach1, 2: Approach2, 3: Approach3}
 
 
 # The penalty weight used when fixed prior exponents leave the fit degenerate (see Approach2's

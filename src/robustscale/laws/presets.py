@@ -1,4 +1,4 @@
-"""The paper's fitted laws as presets, and law.json loading/saving.
+"""The paper's fitted laws as presets, and the dict behind a law's name (a preset or a law.json).
 
 The appendix prints parameters to two digits; Table 3 was computed from the unrounded fits. The
 presets hold those unrounded fits as the authors' public notebook prints them
@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 from robustscale.errors import RobustscaleError
-from robustscale.fileio import write_json
 from robustscale.laws.accuracy import PAPER_ACCURACY
 from robustscale.laws.optimal import FLOPS_PER_PARAM_SAMPLE
 
@@ -44,7 +43,7 @@ APPROACH3_PARAMS = {"A": 6.00080741, "B": 7000.0, "E": 0.515022255, "Q": 0.00659
                     "beta": 0.217406245, "kappa": 0.604209556, "epsilon": 0.0357334903}
 
 _COMMON = {"objective": None, "n_obs": None, "sources": TABLE1_SOURCES, "accuracy": PAPER_ACCURACY.to_dict(),
-           "flops_per_param_sample": FLOPS_PER_PARAM_SAMPLE}
+           "accuracy_map": "paper-dg", "flops_per_param_sample": FLOPS_PER_PARAM_SAMPLE}
 PRESETS: dict[str, dict] = {
     # Table 3 row 1: Approach 1 on PFGM++ (the paper fits it per source; this is the one it reports).
     "paper-approach1": {"approach": 1, "params": {"PFGM++": APPROACH1_PFGM},
@@ -58,31 +57,12 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def _classes():
-    from robustscale.laws.approach1 import Approach1
-    from robustscale.laws.approach2 import Approach2
-    from robustscale.laws.approach3 import Approach3
-
-    return {1: Approach1, 2: Approach2, 3: Approach3}
-
-
-def law_from_dict(d: dict, name: str = "law"):
-    """A fitted estimator from a law.json dict."""
-    cls = _classes().get(d.get("approach")) if isinstance(d, dict) else None
-    if cls is None or "params" not in d:
-        raise RobustscaleError(f"{name}: not a law (expected 'approach' 1, 2 or 3 and 'params')")
-    try:
-        return cls.from_dict(d)
-    except (KeyError, TypeError, ValueError) as e:
-        raise RobustscaleError(f"{name}: malformed law ({e})") from None
-
-
-def load_law(name_or_path: str | os.PathLike):
-    """A fitted law by preset name ('paper-approach1', '-2', '-3') or law.json path (with its
-    diagnostics, identified, anchored and bootstrap samples)."""
+def read_law(name_or_path: str | os.PathLike) -> dict:
+    """A law's dict by preset name ('paper-approach1', '-2', '-3') or law.json path, as written
+    (`robustscale.laws.lawfile.load_law` turns it into an estimator; a prior needs only its params)."""
     key = str(name_or_path)
     if key in PRESETS:
-        return law_from_dict(json.loads(json.dumps(PRESETS[key])), key)
+        return json.loads(json.dumps(PRESETS[key]))
     path = Path(key)
     if not path.is_file():
         raise RobustscaleError(f"{key}: no such law file or preset (presets: {', '.join(PRESETS)})")
@@ -90,11 +70,6 @@ def load_law(name_or_path: str | os.PathLike):
         d = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise RobustscaleError(f"{key}: not valid JSON ({e})") from None
-    return law_from_dict(d, key)
-
-
-def save_law(est, path: str | os.PathLike, *, make_parents: bool = True) -> dict:
-    """Write a fitted estimator's law.json atomically (non-finite numbers as null); returns the dict."""
-    d = est.to_dict()
-    write_json(path, d, make_parents=make_parents)
+    if not isinstance(d, dict) or d.get("approach") not in (1, 2, 3) or not isinstance(d.get("params"), dict):
+        raise RobustscaleError(f"{key}: not a law (expected 'approach' 1, 2 or 3 and 'params')")
     return d
