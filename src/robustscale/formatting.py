@@ -68,13 +68,12 @@ def with_interval(row: dict, key: str, fmt: Callable[[float], str] = num) -> str
 
 def anchored_sentence(anchored: dict | None) -> str:
     """What an anchored fit did, in one clause ('' for a fit that is not anchored): the exponents
-    taken from the prior law, or pulled towards it with a strength."""
+    taken from the prior law, or pulled towards it with a strength, and why."""
     if not anchored:
         return ""
     prior = anchored.get("prior")
-    why = ("as asked" if anchored.get("reason") == "requested"
-           else "because these runs alone do not pin them down")
+    why = "as asked" if anchored.get("reason") == "requested" else "these runs alone do not pin them down"
     if anchored.get("strength") is None:
-        return f"alpha and beta are taken from the prior law {prior} ({why}), not fitted to these runs"
-    return (f"alpha and beta are pulled towards the prior law {prior} with strength {anchored['strength']:g} "
-            f"({why}), so they rest on both the prior and these runs")
+        return f"an anchored fit: alpha and beta are taken from the prior law {prior} ({why}), not fitted to these runs"
+    return (f"an anchored fit: alpha and beta are pulled towards the prior law {prior} with strength "
+            f"{anchored['strength']:g} ({why}), so they rest on both the prior and these runs")

@@ -122,3 +122,76 @@ def test_plot_cli(tmp_path, cli):
 def test_plot_bad_suffix_writes_nothing(tmp_path, cli):
     r = cli("plot", "forecast", "--law", "paper-approach2", "--out", tmp_path / "f.pdf")
     assert r.returncode == 2 and "png or .svg" in r.stderr and list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def small_models_3x3(paper2, tmp_path_factory):
+    """3 models under 100M parameters x 3 budgets, the largest over 10M samples: App. F.2.1's rule
+    leaves out the 3 runs at 20M samples."""
+    from robustscale.laws import simulate
+
+    obs = simulate(paper2, seed=3, noise=0.005, points_per_run=2, sources={"real": 0.0},
+                   models={"wrn-16-4": 3e6, "wrn-28-4": 6e6, "wrn-40-4": 9e6}, sizes=(2e6, 5e6, 2e7))
+    path = tmp_path_factory.mktemp("small-models") / "obs.csv"
+    obs.to_csv(path, index=False)
+    return path
+
+
+def test_fit_announces_the_runs_it_leaves_out(tmp_path, small_models_3x3, cli):
+    law = tmp_path / "law.json"
+    r = cli("fit", small_models_3x3, "--out", law, "--json")
+    assert r.returncode == 0, r
+    told = [line for line in r.stderr.splitlines() if "left out" in line]
+    assert len(told) == 1 and told[0].startswith("warning: 3 run(s) left out of the fit by App. F.2.1's rule")
+    assert "--keep-small-runs keeps them" in told[0] and "CIFAR-10" in told[0]
+    excluded = json.loads(law.read_text())["excluded_runs"]
+    assert sorted(e["run"] for e in excluded) == ["real/wrn-16-4/20M", "real/wrn-28-4/20M", "real/wrn-40-4/20M"]
+    assert all(e["samples"] == 2e7 and "N < 100M" in e["reason"] for e in excluded) and r.json["n_obs"] == 6
+    kept = cli("fit", small_models_3x3, "--out", law, "--keep-small-runs", "--json")
+    assert "left out" not in kept.stderr and kept.json["excluded_runs"] == [] and kept.json["n_obs"] == 9
+    assert "runs left out" in cli("fit", small_models_3x3, "--out", law).stdout  # the table says it too
+
+
+def test_law_without_accuracy_predicts_none_unless_asked(tmp_path, small_obs, cli):
+    """An LLM study's table has no accuracy column: no loss -> accuracy regression is borrowed unasked."""
+    obs, law = tmp_path / "llm.csv", tmp_path / "law.json"
+    small_obs.drop(columns="accuracy").to_csv(obs, index=False)
+    fitted = cli("fit", obs, "--out", law, "--json")
+    assert fitted.json["accuracy"] is None and fitted.json["accuracy_map"] is None
+    assert "warning: accuracy: unavailable" in fitted.stderr
+    plan = cli("plan", "--law", law, "--flops", "1e16", "--json")
+    assert plan.json["accuracy"] is None and plan.json["accuracy_limit"] is None and plan.json["loss"] > 0
+    assert "accuracy: unavailable" in plan.stderr and "not a finite number" not in plan.stderr
+    table = cli("plan", "--law", law, "--flops", "1e16").stdout
+    assert "%" not in table and "unavailable" in table
+    assert cli("tradeoff", "--law", law, "--flops", "1e16", "--omega-n", "0.7", "--json").json["plan"]["accuracy"] is None
+
+    borrowed = cli("fit", obs, "--out", law, "--accuracy-map", "paper-dg", "--json").json
+    assert borrowed["accuracy_map"] == "paper-dg" and borrowed["settings"]["accuracy_map"] == "paper-dg"
+    assert json.loads(law.read_text())["accuracy"]["slope"] == -0.7496  # App. F.2.2's regression
+    plan = cli("plan", "--law", law, "--flops", "1e16", "--json").json
+    assert 0 <= plan["accuracy"] <= 1 and "%" in cli("plan", "--law", law, "--flops", "1e16").stdout
+    with_accuracy = tmp_path / "with-accuracy.csv"
+    small_obs.to_csv(with_accuracy, index=False)
+    measured = cli("fit", with_accuracy, "--out", law, "--json").json  # the runs' own regression, as before
+    assert measured["accuracy_map"] == "runs" and measured["accuracy"]["slope"] != -0.7496
+    bad = cli("fit", obs, "--out", law, "--accuracy-map", "cifar")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --accuracy-map: expected one of 'runs', 'paper-dg'")
+
+
+def test_plan_table_holds_whole_numbers_at_80_columns(tmp_path, small_obs, cli):
+    """Every number of the plan, and of its intervals, appears whole in an 80-column terminal."""
+    from robustscale.formatting import pct, sci
+
+    obs, law = tmp_path / "small.csv", tmp_path / "law.json"
+    small_obs.to_csv(obs, index=False)
+    assert cli("fit", obs, "--out", law, "--bootstrap", "4").returncode == 0
+    for which in ("paper-approach2", law):
+        args = ("plan", "--law", which, "--flops", "1e15,1e16,3.3e16", "--fid", "1.76")
+        plans = cli(*args, "--json").json["plans"]
+        table = cli(*args, env={"COLUMNS": "80"}).stdout
+        assert "…" not in table and max(len(line) for line in table.splitlines()) <= 80, table
+        words = set(table.replace("[", " ").replace("]", " ").replace(",", " ").split())
+        for p in plans:
+            numbers = [sci(p[k]) for k in ("flops", "n_star", "d_star", "n_star_lo", "n_star_hi") if k in p]
+            assert set(numbers) <= words and pct(p["accuracy"]) in words, (numbers, table)

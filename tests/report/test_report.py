@@ -83,7 +83,7 @@ def test_report_from_table_fits_with_bootstrap_intervals(study_runs, tmp_path):
     assert plan["n_star_lo"] <= plan["n_star_hi"] and 0 <= plan["accuracy_lo"] <= plan["accuracy_hi"] <= 1
     assert law["plans"][0] == plan
     story = result["story"]
-    assert story.startswith("9 adversarially trained models (3 sizes from 78k to 272k parameters")
+    assert story.startswith("9 runs (3 model sizes from 78k to 272k parameters")
     assert f"N^-{law['params']['alpha']:.2f}" in story and "90% interval" in story
     shown = str(escape(story))  # as the template writes it (apostrophes escaped)
     assert shown in html and html.index(shown) < html.index("<h2>")  # the page opens with it

@@ -7,8 +7,14 @@ from typing import Optional
 
 import typer
 
-from robustscale.commands.law_options import (ACCURACY_UNAVAILABLE, LevelOption, SourcesOption, parse_names,
-                                              warn_exclusions, warn_findings)
+from robustscale.commands.law_options import (
+    ACCURACY_UNAVAILABLE,
+    LevelOption,
+    SourcesOption,
+    parse_names,
+    warn_exclusions,
+    warn_findings,
+)
 from robustscale.commands.output import JsonOption, emit, table, warn
 from robustscale.errors import RobustscaleError
 from robustscale.formatting import fixed, num, with_interval

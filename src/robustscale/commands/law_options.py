@@ -84,5 +84,5 @@ def warn_exclusions(excluded: list[dict] | None) -> None:
     if not excluded:
         return
     names = ", ".join(r["run"] for r in excluded[:3]) + (f" and {len(excluded) - 3} more" if len(excluded) > 3 else "")
-    warn(f"{len(excluded)} run(s) left out of the fit by {excluded[0]['reason']} ({names}; listed in law.json's "
+    warn(f"{len(excluded)} run(s) left out of the fit by {excluded[0]['reason']}: {names} (law.json: "
          f"excluded_runs); --keep-small-runs keeps them")

@@ -12,7 +12,9 @@ from typing import Annotated, Any, Callable, Iterable
 import typer
 
 from robustscale.fileio import dumps
-from robustscale.formatting import sci as sci  # re-exported: commands format numbers through robustscale.formatting
+from robustscale.formatting import (
+    sci as sci,  # re-exported: commands format numbers through robustscale.formatting
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from robustscale.commands.law_options import (FidOption, FlopsListOption, LawOption, LevelOption, load, parse_floats,
-                                              warn_accuracy, warn_nulls)
+from robustscale.commands.law_options import (
+    FidOption,
+    FlopsListOption,
+    LawOption,
+    LevelOption,
+    load,
+    parse_floats,
+    warn_accuracy,
+    warn_nulls,
+)
 from robustscale.commands.output import JsonOption, add_columns, console, emit, new_table
 from robustscale.formatting import fixed, pct, sci, with_interval
 

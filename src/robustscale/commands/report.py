@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from robustscale.commands.law_options import LevelOption, warn_findings
-from robustscale.commands.output import JsonOption, emit
+from robustscale.commands.law_options import ACCURACY_UNAVAILABLE, LevelOption, warn_exclusions, warn_findings
+from robustscale.commands.output import JsonOption, emit, warn
 
 
 def report(
@@ -16,14 +16,22 @@ def report(
     out: Path = typer.Option(..., "--out", help="Folder for the PNGs and index.html."),
     bootstrap: int = typer.Option(20, "--bootstrap", min=0, help="Resamples for the intervals (0: none; at least 2)."),
     level: LevelOption = 0.9,
+    exclude_small_runs: bool = typer.Option(True, "--exclude-small-runs/--keep-small-runs",
+                                            help="App. F.2.1 rule for the fit: drop N<100M, D>10M, FID<10."),
+    accuracy_map: str = typer.Option("runs", "--accuracy-map", help="Loss -> accuracy regression of the fit: runs "
+                                     "or paper-dg (as `fit`)."),
     json_output: JsonOption = False,
 ) -> None:
     """Write the paper's figures for your runs as PNGs plus an index.html page."""
     from robustscale.report import write_report
 
-    result = write_report(source, out, law=law, bootstrap=bootstrap, level=level, progress=True)
+    result = write_report(source, out, law=law, bootstrap=bootstrap, level=level, progress=True,
+                          exclude_small_runs=exclude_small_runs, accuracy_map=accuracy_map)
     law_summary = result["approach2"]
     warn_findings(law_summary["diagnostics"], law_summary["anchored"])
+    warn_exclusions(law_summary["excluded_runs"])
+    if law_summary["accuracy_map"] is None:
+        warn(ACCURACY_UNAVAILABLE)
     emit(result, json_output, lambda r: print(f"report: {r['index']} ({len(r['figures'])} figures)"))
 
 

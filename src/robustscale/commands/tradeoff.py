@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from robustscale.commands.law_options import FidOption, LawOption, LevelOption, load, warn_accuracy, warn_nulls
+from robustscale.commands.law_options import (
+    FidOption,
+    LawOption,
+    LevelOption,
+    load,
+    warn_accuracy,
+    warn_nulls,
+)
 from robustscale.commands.output import JsonOption, emit, table
 from robustscale.formatting import fixed, num, pct, sci, with_interval
 

@@ -83,10 +83,14 @@ class Approach1(ScalingLaw):
         params, envelopes, sse = {}, {}, 0.0
         for name in names:
             rows = obs[obs["source"] == name]
-            if rows["run"].nunique() < 2:
+            # an envelope of training curves needs curves: runs with at least 2 evaluations each
+            curves = rows.groupby("run").filter(lambda run: len(run) >= 2)
+            if curves["run"].nunique() < 2:
                 if self.source is not None:
-                    raise RobustscaleError(f"source: '{name}' has {rows['run'].nunique()} run(s); Approach 1 needs at least 2")
+                    raise RobustscaleError(f"source: '{name}' has {curves['run'].nunique()} run(s) with a training curve "
+                                           "(2 or more evaluations); Approach 1 needs at least 2")
                 continue
+            rows = curves
             env = envelope(rows, self.n_flops)
             if env["flops"].nunique() < 2:
                 continue
@@ -100,7 +104,8 @@ class Approach1(ScalingLaw):
                             "log_d0": log_d0, "log_l0": log_l0, "n_points": int(len(env))}
             envelopes[name] = env
         if not params:
-            raise RobustscaleError("observations: no source has 2 runs spanning distinct FLOPs; Approach 1 cannot fit")
+            raise RobustscaleError("observations: no source has 2 runs with training curves (2 or more evaluations "
+                                   "each) spanning distinct FLOPs; Approach 1 cannot fit")
         self.params_, self.envelopes_, self.objective_ = params, envelopes, sse
         self.a_ = {k: v["a"] for k, v in params.items()}
         self.b_ = {k: v["b"] for k, v in params.items()}

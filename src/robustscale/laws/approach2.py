@@ -12,9 +12,20 @@ import pandas as pd
 
 from robustscale.errors import RobustscaleError
 from robustscale.laws.base import COMMON_CONSTRAINTS, Interval, ParametricLaw
-from robustscale.laws.guard import (EXPONENT_BOUNDS, EXPONENTS, LOG_COEFFICIENT_BOUNDS, bound_findings, covariance,
-                                    design_findings, finding, flat_findings, identified, log_bound_findings,
-                                    require_finite, spread_findings)
+from robustscale.laws.guard import (
+    EXPONENT_BOUNDS,
+    EXPONENTS,
+    LOG_COEFFICIENT_BOUNDS,
+    bound_findings,
+    covariance,
+    design_findings,
+    finding,
+    flat_findings,
+    identified,
+    log_bound_findings,
+    require_finite,
+    spread_findings,
+)
 from robustscale.laws.huber import grid, huber, multistart
 from robustscale.laws.observations import HIGH_QUALITY_FID
 from robustscale.laws.optimal import omega_d, optimal_allocation

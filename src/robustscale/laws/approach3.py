@@ -10,8 +10,14 @@ from scipy.optimize import brentq, minimize_scalar
 
 from robustscale.errors import RobustscaleError
 from robustscale.laws.base import COMMON_CONSTRAINTS, ParametricLaw
-from robustscale.laws.guard import (EXPONENT_BOUNDS, LOG_COEFFICIENT_BOUNDS, bound_findings, design_findings,
-                                    identified, require_finite)
+from robustscale.laws.guard import (
+    EXPONENT_BOUNDS,
+    LOG_COEFFICIENT_BOUNDS,
+    bound_findings,
+    design_findings,
+    identified,
+    require_finite,
+)
 from robustscale.laws.huber import grid, huber, multistart
 
 # App. F.3.1 initialisation grid over (A, B, E, Q, α, β, κ, ε): 3·3·2·2·3·3·2·1 = 648 starts.

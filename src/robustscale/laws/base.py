@@ -11,8 +11,14 @@ import numpy as np
 from robustscale.errors import RobustscaleError
 from robustscale.laws.accuracy import ACCURACY_MAPS, AccuracyRegression, fit_accuracy
 from robustscale.laws.guard import flops_findings
-from robustscale.laws.observations import (SMALL_RUN_RULE, final_points, load_observations,
-                                           observed_flops_per_param_sample, small_run_mask, sources)
+from robustscale.laws.observations import (
+    SMALL_RUN_RULE,
+    final_points,
+    load_observations,
+    observed_flops_per_param_sample,
+    small_run_mask,
+    sources,
+)
 from robustscale.laws.optimal import FLOPS_PER_PARAM_SAMPLE
 
 # -- declared parameter constraints (scikit-learn's `_parameter_constraints` is the model) ----------

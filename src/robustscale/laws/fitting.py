@@ -11,7 +11,6 @@ from robustscale.laws.guard import EXPONENTS, bootstrap_findings, identified
 from robustscale.laws.lawfile import ESTIMATORS
 from robustscale.laws.observations import load_observations
 
-
 # The penalty weight used when fixed prior exponents leave the fit degenerate (see Approach2's
 # prior_strength): weak enough that runs which clearly disagree with the prior move the exponents.
 SOFT_PRIOR_STRENGTH = 0.1

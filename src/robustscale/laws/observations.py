@@ -21,7 +21,7 @@ SMALL_MODEL_PARAMS = 100e6
 LARGE_DATA_SAMPLES = 10e6
 HIGH_QUALITY_FID = 10.0
 # Why a run was left out, as law.json records it: the thresholds are the paper's, set for CIFAR-10.
-SMALL_RUN_RULE = "App. F.2.1's CIFAR-10 thresholds: N < 100M, D > 10M and FID < 10"
+SMALL_RUN_RULE = "App. F.2.1's rule (N < 100M, D > 10M and FID < 10: the paper's thresholds for CIFAR-10)"
 
 
 def load_observations(data: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:

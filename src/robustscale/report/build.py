@@ -14,6 +14,7 @@ from pathlib import Path
 
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import write_json, write_table, write_text
+from robustscale.formatting import anchored_sentence, count, fixed, pct, sci
 from robustscale.report.html import render_html
 
 FORECAST_FLOPS = (1e24, 1e30)  # Fig. 1's horizon
@@ -41,12 +42,15 @@ def load_source(source: str | os.PathLike):
 
 
 def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | os.PathLike | None = None,
-                 bootstrap: int = BOOTSTRAP_K, level: float = LEVEL, progress: bool = False) -> dict:
+                 bootstrap: int = BOOTSTRAP_K, level: float = LEVEL, progress: bool = False,
+                 exclude_small_runs: bool = True, accuracy_map: str = "runs") -> dict:
     """Fit (or load) the law, draw every figure and write index.html; returns report.json's content.
 
     Parameters: source (runs dir or observations table), out (folder), law (law.json or preset
     name; None = fit Approach 2 here), bootstrap (resamples for intervals; 0 = none), level
-    (interval level, in (0, 1)), progress (a progress bar on stderr).
+    (interval level, in (0, 1)), progress (a progress bar on stderr), exclude_small_runs and
+    accuracy_map (the fit's, see Approach2; for a law fitted here).
+    Returns: report.json's content; its approach2.excluded_runs lists the runs the fit left out.
     """
     from robustscale.laws import Approach1, fit_law, load_law, save_law
     from robustscale.progress import progress_bar
@@ -67,7 +71,8 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
     k = bootstrap if law is None else 0
     with progress_bar(k + 1 + len(FIGURES), "report", enabled=progress) as advance:
         if law is None:
-            law2 = fit_law(obs, approach=2, auto_prior=AUTO_PRIOR, bootstrap=k, on_step=advance)
+            law2 = fit_law(obs, approach=2, auto_prior=AUTO_PRIOR, bootstrap=k, on_step=advance,
+                           exclude_small_runs=exclude_small_runs, accuracy_map=accuracy_map)
         else:
             law2 = load_law(law)
         if not hasattr(law2, "predict_loss"):
@@ -109,7 +114,8 @@ def _draw(obs, law2, law1, out: Path, main_source: str, fid: float, budget: floa
         "law_fit": lambda p: plots.plot_law_fit(obs, law2, p),
         # from the runs' own compute out to Fig. 1's horizon, so the forecast starts where the data are
         "forecast": lambda p: plots.plot_forecast(law2, p, fid=sorted({0.0, fid}), flops_range=(
-            min(getattr(law2, "max_flops_", None) or FORECAST_FLOPS[0], FORECAST_FLOPS[0]), FORECAST_FLOPS[1])),
+            min(getattr(law2, "max_flops_", None) or FORECAST_FLOPS[0], FORECAST_FLOPS[0]), FORECAST_FLOPS[1]),
+            metric="loss" if law2.accuracy_ is None else "accuracy"),
         "tradeoff": lambda p: plots.plot_tradeoff(law2, p, flops=budget, fid=fid),
     }
     figures, failed = {}, {}
@@ -155,16 +161,10 @@ def _law_summary(est, budgets: list[float], fid: float, level: float) -> dict:
         "anchored": getattr(est, "anchored_", None),
         "diagnostics": diagnostics,
         "plans": plan_table(est, budgets, fid, level),
+        "excluded_runs": list(getattr(est, "excluded_runs_", None) or []),
+        # where predicted accuracy comes from: "runs", a borrowed map by name, or None (not predicted)
+        "accuracy_map": getattr(est, "accuracy_map_", None),
     }
-
-
-def _count(x: float) -> str:
-    if x >= 1e12:
-        return f"{x:.2g}"
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if x >= div:
-            return f"{x / div:.3g}{suffix}"
-    return f"{x:.3g}"
 
 
 def _range(lo, hi, fmt, level) -> str:
@@ -172,40 +172,41 @@ def _range(lo, hi, fmt, level) -> str:
 
 
 def story(r: dict) -> str:
-    """The report's opening paragraph, in plain words: what was trained, what the law says, how sure."""
+    """The report's opening paragraph, in plain words: what was trained, what the law says, how sure.
+    It claims only what the observations hold (any study's runs, not only adversarial training)."""
     t, law, plan = r["trained"], r["approach2"], r["plan"]
     p = law["params"]
     n, d = t["params"], t["samples"]
-
-    def pct(x):
-        return f"{100 * x:.0f}%"
-
-    trained = (f"{t['runs']} adversarially trained models ({len(n)} sizes from {_count(n[0])} to {_count(n[-1])} "
-               f"parameters, each trained on {_count(d[0])} to {_count(d[-1])} samples) were each scored by their "
-               f"robust loss on held-out images.")
+    trained = (f"{t['runs']} runs ({len(n)} model sizes from {count(n[0])} to {count(n[-1])} parameters, trained on "
+               f"{count(d[0])} to {count(d[-1])} samples).")
+    excluded = law.get("excluded_runs") or []
+    if excluded:
+        trained += f" The fit leaves {len(excluded)} of them out by {excluded[0]['reason']}; refit with them kept to compare."
     says = (f"The fitted law says the loss falls like N^-{p['alpha']:.2f} with model size and D^-{p['beta']:.2f} "
             f"with training data, towards a floor of {p['E']:.3g}. With 10x the largest compute used here "
-            f"({plan['flops']:.2g} FLOPs), the best split is a model of about {_count(plan['n_star'])} parameters"
-            f"{_range(plan.get('n_star_lo'), plan.get('n_star_hi'), _count, law['level'])} trained on {_count(plan['d_star'])} "
-            f"samples, predicted to reach {pct(plan['accuracy'])} robust accuracy"
-            f"{_range(plan.get('accuracy_lo'), plan.get('accuracy_hi'), pct, law['level'])}.")
+            f"({sci(plan['flops'])} FLOPs), the best split is a model of about {count(plan['n_star'])} parameters"
+            f"{_range(plan.get('n_star_lo'), plan.get('n_star_hi'), count, law['level'])} trained on "
+            f"{count(plan['d_star'])} samples, predicted to reach a loss of {fixed(plan['loss'], 3)}"
+            f"{_range(plan.get('loss_lo'), plan.get('loss_hi'), lambda x: fixed(x, 3), law['level'])}")
+    if plan.get("accuracy") is not None:
+        borrowed = law.get("accuracy_map") not in (None, "runs")
+        says += (f", or {pct(plan['accuracy'], 0)} robust accuracy"
+                 f"{_range(plan.get('accuracy_lo'), plan.get('accuracy_hi'), lambda x: pct(x, 0), law['level'])}"
+                 + (f" by the borrowed loss-to-accuracy regression {law['accuracy_map']}" if borrowed else ""))
+    says += "."
     a1 = r.get("approach1")
     if a1 and a1.get("n_star") and plan["n_star"]:
         ratio = plan["n_star"] / a1["n_star"]
         if not 1 / AGREEMENT <= ratio <= AGREEMENT:
-            says += (f" But Approach 1 (the envelope of the training curves) puts N* at {_count(a1['n_star'])} "
+            says += (f" But Approach 1 (the envelope of the training curves) puts N* at {count(a1['n_star'])} "
                      f"(the law's N* is {ratio:.2g}x that): the two disagree by more than {AGREEMENT:g}x, so take "
                      f"neither plan at its word at these sizes.")
     unknown = [k for k in ("alpha", "beta") if not law["identified"].get(k, True)]
     anchored = law.get("anchored")
-    if anchored and anchored.get("strength") is None:
-        sure = (f"How sure: these runs alone do not pin down the exponents, so they are taken from the prior law "
-                f"{anchored.get('prior')} (an anchored fit); N* follows that prior more than these runs.")
-    elif anchored:
-        sure = (f"How sure: these runs alone do not pin down the exponents, and with the prior law "
-                f"{anchored.get('prior')}'s exponents fixed they leave no room for model size, so the exponents are "
-                f"pulled towards the prior instead (prior strength {anchored['strength']:g}); N* rests on both the "
-                f"prior and these runs, and its interval is wide.")
+    if anchored:
+        follows = ("N* follows that prior more than these runs" if anchored.get("strength") is None
+                   else "its interval is wide")
+        sure = f"How sure: this is {anchored_sentence(anchored)}; {follows}."
     elif unknown:
         sure = (f"How sure: {' and '.join(unknown)} is not identified by these runs (see the findings below); "
                 f"treat N* as a rough guide.")
