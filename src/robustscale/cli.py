@@ -76,8 +76,8 @@ def _whole_summaries(group: typer.Typer) -> None:
             info.short_help = _summary(info.help or info.callback.__doc__)
     for sub in group.registered_groups:
         # typer wraps settings not given in a placeholder whose .value is the default
-        help_text = next((h for h in (getattr(x, "value", x) for x in (sub.help, sub.typer_instance.info.help))
-                          if isinstance(h, str)), None)
+        given = (getattr(x, "value", x) for x in (sub.help, sub.typer_instance.info.help))
+        help_text = next((h for h in given if isinstance(h, str)), None)
         if getattr(sub.short_help, "value", sub.short_help) is None:
             sub.short_help = _summary(help_text)
         _whole_summaries(sub.typer_instance)

@@ -74,6 +74,7 @@ def anchored_sentence(anchored: dict | None) -> str:
     prior = anchored.get("prior")
     why = "as asked" if anchored.get("reason") == "requested" else "these runs alone do not pin them down"
     if anchored.get("strength") is None:
-        return f"an anchored fit: alpha and beta are taken from the prior law {prior} ({why}), not fitted to these runs"
+        return (f"an anchored fit: alpha and beta are taken from the prior law {prior} ({why}), "
+                "not fitted to these runs")
     return (f"an anchored fit: alpha and beta are pulled towards the prior law {prior} with strength "
             f"{anchored['strength']:g} ({why}), so they rest on both the prior and these runs")

@@ -1,4 +1,5 @@
-"""Options and output shared by the scaling-law commands (fit, plan, tradeoff, plot, simulate; report for its warnings)."""
+"""Options and output shared by the scaling-law commands (fit, plan, tradeoff, plot, simulate; report for
+its flags and warnings)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,14 @@ LawOption = Annotated[str, typer.Option("--law", help=LAW_HELP)]
 FidOption = Annotated[float, typer.Option("--fid", help="FID of the training data (0 = ideal data).")]
 LevelOption = Annotated[float, typer.Option("--level", min=0.01, max=0.99,
                                             help="Central interval level for laws fitted with --bootstrap.")]
-FlopsListOption = Annotated[List[str], typer.Option("--flops", help="Training FLOPs budget(s): 1e25, or 1e22,1e24, or repeated.")]
+FlopsListOption = Annotated[List[str], typer.Option(
+    "--flops", help="Training FLOPs budget(s): 1e25, or 1e22,1e24, or repeated.")]
 SourcesOption = Annotated[Optional[List[str]], typer.Option(
-    "--quality-sources", help="Sources for ε, ζ (comma-separated or repeated; default: other sources with FID < 10).")]
+    "--quality-sources",
+    help="Sources for ε, ζ (comma-separated or repeated; default: other sources with FID < 10).")]
+AccuracyMapOption = Annotated[str, typer.Option(
+    "--accuracy-map", help="Loss -> accuracy regression: runs (fitted to the observations' accuracy column; "
+    "none without one) or paper-dg (the paper's CIFAR-10 DG regression, App. F.2.2).")]
 
 
 def parse_floats(values: List[str], name: str) -> list[float]:
@@ -28,7 +34,8 @@ def parse_floats(values: List[str], name: str) -> list[float]:
             try:
                 out.append(float(part))
             except ValueError:
-                raise RobustscaleError(f"{name}: expected a number or comma-separated numbers, got '{part}'") from None
+                raise RobustscaleError(f"{name}: expected a number or comma-separated numbers, "
+                                       f"got '{part}'") from None
     if not out:
         raise RobustscaleError(f"{name}: expected at least one value")
     return out
@@ -68,9 +75,9 @@ def warn_nulls(rows: list[dict], what: str) -> None:
                 warn(f"{what} at {sci(row.get('flops'))} FLOPs: {k} is not a finite number (printed as null)")
 
 
-ACCURACY_UNAVAILABLE = ("accuracy: unavailable (null): the law has no loss -> accuracy regression because its runs "
-                        "measured no accuracy; `robustscale fit --accuracy-map paper-dg` borrows the paper's "
-                        "CIFAR-10 one (App. F.2.2)")
+ACCURACY_UNAVAILABLE = ("accuracy: unavailable (null): the law has no loss -> accuracy regression because "
+                        "its runs measured no accuracy; `robustscale fit --accuracy-map paper-dg` borrows "
+                        "the paper's CIFAR-10 one (App. F.2.2)")
 
 
 def warn_accuracy(est) -> None:
@@ -83,6 +90,8 @@ def warn_exclusions(excluded: list[dict] | None) -> None:
     """One `warning:` line for the runs App. F.2.1's rule left out of a fit (law.json lists them)."""
     if not excluded:
         return
-    names = ", ".join(r["run"] for r in excluded[:3]) + (f" and {len(excluded) - 3} more" if len(excluded) > 3 else "")
+    names = ", ".join(r["run"] for r in excluded[:3])
+    if len(excluded) > 3:
+        names += f" and {len(excluded) - 3} more"
     warn(f"{len(excluded)} run(s) left out of the fit by {excluded[0]['reason']}: {names} (law.json: "
          f"excluded_runs); --keep-small-runs keeps them")

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from robustscale.commands.law_options import ACCURACY_UNAVAILABLE, LevelOption, warn_exclusions, warn_findings
+from robustscale.commands.law_options import (
+    ACCURACY_UNAVAILABLE,
+    AccuracyMapOption,
+    LevelOption,
+    warn_exclusions,
+    warn_findings,
+)
 from robustscale.commands.output import JsonOption, emit, warn
 
 
@@ -14,12 +20,12 @@ def report(
     source: Path = typer.Argument(..., help="A runs directory or an observations table (.csv/.parquet)."),
     law: Path = typer.Option(None, "--law", help="law.json to plot (default: fit Approach 2 to the data)."),
     out: Path = typer.Option(..., "--out", help="Folder for the PNGs and index.html."),
-    bootstrap: int = typer.Option(20, "--bootstrap", min=0, help="Resamples for the intervals (0: none; at least 2)."),
+    bootstrap: int = typer.Option(20, "--bootstrap", min=0,
+                                  help="Resamples for the intervals (0: none; at least 2)."),
     level: LevelOption = 0.9,
     exclude_small_runs: bool = typer.Option(True, "--exclude-small-runs/--keep-small-runs",
                                             help="App. F.2.1 rule for the fit: drop N<100M, D>10M, FID<10."),
-    accuracy_map: str = typer.Option("runs", "--accuracy-map", help="Loss -> accuracy regression of the fit: runs "
-                                     "or paper-dg (as `fit`)."),
+    accuracy_map: AccuracyMapOption = "runs",
     json_output: JsonOption = False,
 ) -> None:
     """Write the paper's figures for your runs as PNGs plus an index.html page."""

@@ -44,9 +44,10 @@ def _render(r: dict) -> None:
         ("omega_d", with_interval(r, "omega_d", num)),
         ("overhead", with_interval(r, "overhead", lambda x: pct(x, 2))),
         ("n", sci(r["n"])), ("d", sci(r["d"])),
-        ("N* at this budget", with_interval(p, "n_star", sci)), ("D* at this budget", with_interval(p, "d_star", sci)),
+        ("N* at this budget", with_interval(p, "n_star", sci)),
+        ("D* at this budget", with_interval(p, "d_star", sci)),
         ("loss", with_interval(p, "loss", fixed)),
-        ("robust accuracy", with_interval(p, "accuracy", pct) if p["accuracy"] is not None else "unavailable"),
+        ("robust accuracy", "unavailable" if p["accuracy"] is None else with_interval(p, "accuracy", pct)),
     ])
 
 

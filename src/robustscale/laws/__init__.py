@@ -21,6 +21,6 @@ from robustscale.laws.simulate import simulate
 
 __all__ = [
     "Approach1", "Approach2", "Approach3", "AccuracyRegression", "PAPER_ACCURACY", "PRESETS",
-    "bootstrap", "fit_accuracy", "fit_law", "intervals", "load_law", "load_observations", "parameter_intervals",
-    "plan_table", "save_law", "simulate", "tradeoff_table",
+    "bootstrap", "fit_accuracy", "fit_law", "intervals", "load_law", "load_observations",
+    "parameter_intervals", "plan_table", "save_law", "simulate", "tradeoff_table",
 ]

@@ -32,7 +32,8 @@ def envelope(obs: pd.DataFrame, n_flops: int = N_QUERY_FLOPS) -> pd.DataFrame:
     best_run = np.full(n_flops, "", dtype=object)
     for run, curve in obs.sort_values("flops").groupby("run", sort=False):
         lf = np.log(curve["flops"].to_numpy())
-        inside = (query >= curve["flops"].iloc[0] * (1 - 1e-12)) & (query <= curve["flops"].iloc[-1] * (1 + 1e-12))
+        first, last = curve["flops"].iloc[0], curve["flops"].iloc[-1]
+        inside = (query >= first * (1 - 1e-12)) & (query <= last * (1 + 1e-12))
         lq = np.log(query[inside])
         loss = np.interp(lq, lf, curve["loss"].to_numpy())
         d = np.exp(np.interp(lq, lf, np.log(curve["samples"].to_numpy())))
@@ -70,7 +71,8 @@ class Approach1(ScalingLaw):
     _parameter_constraints = {"source": [None, str], "n_flops": [Interval(Integral, 2, None)],
                               "accuracy_map": COMMON_CONSTRAINTS["accuracy_map"]}
 
-    def __init__(self, *, source: str | None = None, n_flops: int = N_QUERY_FLOPS, accuracy_map: str = "runs"):
+    def __init__(self, *, source: str | None = None, n_flops: int = N_QUERY_FLOPS,
+                 accuracy_map: str = "runs"):
         self.source = source
         self.n_flops = n_flops
         self.accuracy_map = accuracy_map
@@ -87,7 +89,8 @@ class Approach1(ScalingLaw):
             curves = rows.groupby("run").filter(lambda run: len(run) >= 2)
             if curves["run"].nunique() < 2:
                 if self.source is not None:
-                    raise RobustscaleError(f"source: '{name}' has {curves['run'].nunique()} run(s) with a training curve "
+                    raise RobustscaleError(f"source: '{name}' has {curves['run'].nunique()} run(s) with a "
+                                           "training curve "
                                            "(2 or more evaluations); Approach 1 needs at least 2")
                 continue
             rows = curves
@@ -104,7 +107,8 @@ class Approach1(ScalingLaw):
                             "log_d0": log_d0, "log_l0": log_l0, "n_points": int(len(env))}
             envelopes[name] = env
         if not params:
-            raise RobustscaleError("observations: no source has 2 runs with training curves (2 or more evaluations "
+            raise RobustscaleError("observations: no source has 2 runs with training curves (2 or more "
+                                   "evaluations "
                                    "each) spanning distinct FLOPs; Approach 1 cannot fit")
         self.params_, self.envelopes_, self.objective_ = params, envelopes, sse
         self.a_ = {k: v["a"] for k, v in params.items()}
@@ -135,7 +139,8 @@ class Approach1(ScalingLaw):
         """(n_star, d_star, loss) from the power laws of the source nearest in FID."""
         p = self.params_[self.source_for(fid, source)]
         f = np.asarray(flops, dtype=float)
-        return (np.exp(p["log_n0"]) * f ** p["a"], np.exp(p["log_d0"]) * f ** p["b"], np.exp(p["log_l0"]) * f ** p["c"])
+        return (np.exp(p["log_n0"]) * f ** p["a"], np.exp(p["log_d0"]) * f ** p["b"],
+                np.exp(p["log_l0"]) * f ** p["c"])
 
     def exponents(self, flops: float, fid: float = 0.0) -> tuple[float, float]:
         """The envelope regressions' a, b of the source nearest in FID."""

@@ -22,7 +22,8 @@ from robustscale.laws.huber import grid, huber, multistart
 
 # App. F.3.1 initialisation grid over (A, B, E, Q, α, β, κ, ε): 3·3·2·2·3·3·2·1 = 648 starts.
 # A, B, Q are optimised in log space (positive by construction).
-INIT_GRID = ([5, 6, 7], [6500, 7000, 7500], [0.6, 0.5], [0.01, 0.5], [0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [0.8, 0.6], [0.01])
+INIT_GRID = ([5, 6, 7], [6500, 7000, 7500], [0.6, 0.5], [0.01, 0.5], [0.1, 0.2, 0.3], [0.1, 0.2, 0.3],
+             [0.8, 0.6], [0.01])
 
 
 def loss_grad(theta: np.ndarray, log_n, log_d, fid):
@@ -86,7 +87,8 @@ class Approach3(ParametricLaw):
                        EXPONENT_BOUNDS, EXPONENT_BOUNDS, (-10.0, 10.0), (-10.0, 10.0)])
 
     def __init__(self, *, huber_delta: float = 1e-3, exclude_small_runs: bool = True,
-                 flops_per_param_sample: float | None = None, warm_start: bool = False, accuracy_map: str = "runs"):
+                 flops_per_param_sample: float | None = None, warm_start: bool = False,
+                 accuracy_map: str = "runs"):
         self.huber_delta = huber_delta
         self.exclude_small_runs = exclude_small_runs
         self.flops_per_param_sample = flops_per_param_sample
@@ -97,7 +99,8 @@ class Approach3(ParametricLaw):
         """Fit to an observations table (path or DataFrame); returns self."""
         obs, runs = self._fit_runs(obs)
         if len(runs) < 2:
-            raise RobustscaleError(f"observations: {len(runs)} run(s) left to fit Approach 3; need at least 2")
+            raise RobustscaleError(f"observations: {len(runs)} run(s) left to fit Approach 3; need at least "
+                                   "2")
         ln, ld = np.log(runs["params"].to_numpy()), np.log(runs["samples"].to_numpy())
         fid, ll = runs["fid"].to_numpy(), np.log(runs["loss"].to_numpy())
         if self.warm_start and hasattr(self, "params_"):
@@ -107,7 +110,8 @@ class Approach3(ParametricLaw):
         else:
             starts = grid(*INIT_GRID)
             starts[:, [0, 1, 3]] = np.log(starts[:, [0, 1, 3]])
-        theta, self.objective_ = multistart(lambda t, g: huber_objective(t, ln, ld, fid, ll, self.huber_delta), starts,
+        delta = self.huber_delta
+        theta, self.objective_ = multistart(lambda t, g: huber_objective(t, ln, ld, fid, ll, delta), starts,
                                             bounds=self.BOUNDS)
         la, lb, e, lq, al, be, ka, ep = theta
         self.params_ = {"A": float(np.exp(la)), "B": float(np.exp(lb)), "E": float(e), "Q": float(np.exp(lq)),

@@ -40,7 +40,8 @@ class Interval:
         name = "an integer" if self.kind is Integral else "a number"
         lo = "-inf" if self.lo is None else f"{self.lo:g}"
         hi = "inf" if self.hi is None else f"{self.hi:g}"
-        return f"{name} in {'(' if self.open_lo or self.lo is None else '['}{lo}, {hi}{']' if self.hi is not None else ')'}"
+        left = "(" if self.open_lo or self.lo is None else "["
+        return f"{name} in {left}{lo}, {hi}{']' if self.hi is not None else ')'}"
 
 
 def _accepts(rule, v) -> bool:
@@ -89,7 +90,8 @@ class ScalingLaw:
         known = self.get_params()
         for k, v in params.items():
             if k not in known:
-                raise RobustscaleError(f"{k}: not a parameter of {type(self).__name__} (parameters: {', '.join(known)})")
+                raise RobustscaleError(f"{k}: not a parameter of {type(self).__name__} (parameters: "
+                                       f"{', '.join(known)})")
             setattr(self, k, v)
         return self
 
@@ -103,7 +105,8 @@ class ScalingLaw:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "params_"):
-            raise RobustscaleError(f"{type(self).__name__}: not fitted; call fit(observations) or load_law() first")
+            raise RobustscaleError(f"{type(self).__name__}: not fitted; call fit(observations) or load_law() "
+                                   "first")
 
     def _fit_runs(self, obs):
         """(validated observations, each run's final point after App. F.2.1's optional exclusion)."""
@@ -137,7 +140,8 @@ class ScalingLaw:
         if self.accuracy_map != "runs":
             return ACCURACY_MAPS[self.accuracy_map], self.accuracy_map
         if "accuracy" in obs.columns and obs["accuracy"].notna().any():
-            rows = obs if source is None or not (obs["source"] == source).any() else obs[obs["source"] == source]
+            own = obs["source"] == source
+            rows = obs if source is None or not own.any() else obs[own]
             try:
                 return fit_accuracy(rows, source=None if rows is obs else source), "runs"
             except RobustscaleError:  # fewer than 2 runs with accuracy: nothing to regress
@@ -149,7 +153,8 @@ class ScalingLaw:
         """Robust accuracy predicted from loss with the law's regression (App. F.2.2)."""
         self._check_fitted()
         if self.accuracy_ is None:
-            raise RobustscaleError("accuracy_map: the law has no loss -> accuracy regression (its runs measured no "
+            raise RobustscaleError("accuracy_map: the law has no loss -> accuracy regression (its runs "
+                                   "measured no "
                                    "accuracy); fit with accuracy_map='paper-dg' to borrow the paper's")
         return self.accuracy_.predict(loss)
 
@@ -257,12 +262,14 @@ class ParametricLaw(ScalingLaw):
         Returns: dict with omega_n, omega_d, overhead (extra FLOPs as a fraction), n, d, flops, fid.
         """
         self._check_fitted()
-        flops, fid, omega_n = _positive(flops, "flops"), _nonnegative(fid, "fid"), _positive(omega_n, "omega_n")
+        flops, fid = _positive(flops, "flops"), _nonnegative(fid, "fid")
+        omega_n = _positive(omega_n, "omega_n")
         with np.errstate(all="ignore"):
             n_star, d_star, loss = self.optimum(flops, fid)
             w_d = float(self._omega_d(omega_n, n_star, d_star, loss, fid))
         if not np.isfinite(w_d):
-            raise RobustscaleError(f"omega_n: {omega_n:g} is too small; no dataset size reaches the optimal loss {loss:.4f}")
+            raise RobustscaleError(f"omega_n: {omega_n:g} is too small; no dataset size reaches the optimal "
+                                   f"loss {loss:.4f}")
         return {"omega_n": omega_n, "omega_d": w_d, "overhead": omega_n * w_d - 1.0,
                 "n": omega_n * n_star, "d": w_d * d_star, "flops": flops, "fid": fid}
 

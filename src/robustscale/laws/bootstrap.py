@@ -35,7 +35,8 @@ def _residual_pools(est, obs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.
     """Each run's final point with its predicted log loss, and each source's centred, rescaled
     log residuals."""
     runs = final_points(obs)
-    runs["log_pred"] = np.log(np.asarray(est.predict_loss(runs["params"], runs["samples"], runs["fid"]), dtype=float))
+    predicted = est.predict_loss(runs["params"], runs["samples"], runs["fid"])
+    runs["log_pred"] = np.log(np.asarray(predicted, dtype=float))
     resid = np.log(runs["loss"]) - runs["log_pred"]
     n_params = len(est.params_)
     pools = {}
@@ -82,7 +83,8 @@ def bootstrap(estimator, obs, k: int, seed: int = 0, on_step: Callable[[], None]
         except RobustscaleError:
             failures += 1
             if failures > k:
-                raise RobustscaleError(f"bootstrap: {failures} resamples could not be fitted; too few runs") from None
+                raise RobustscaleError(f"bootstrap: {failures} resamples could not be fitted; "
+                                       "too few runs") from None
             continue
         if on_step is not None:
             on_step()

@@ -101,7 +101,8 @@ def tradeoff_table(est, flops: float, fid: float, omega_n: float, level: float =
     """Eq 6's trade-off at one budget, its plan (`plan_table`'s row) under "plan", and with
     bootstrap samples `omega_d_lo/hi`, `overhead_lo/hi` at the central `level` interval."""
     if not hasattr(est, "tradeoff"):
-        raise RobustscaleError(f"law: approach {est.approach} has no loss formula; the trade-off needs approach 2 or 3")
+        raise RobustscaleError(f"law: approach {est.approach} has no loss formula; the trade-off needs "
+                               "approach 2 or 3")
     row = est.tradeoff(flops, fid, omega_n)
     samples = _sample_laws(est)
     if samples:

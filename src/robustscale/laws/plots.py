@@ -157,7 +157,8 @@ def plot_envelope(obs: pd.DataFrame | str | os.PathLike, out, law=None, source: 
     return _save(fig, out)
 
 
-def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18, 1e30), metric: str = "accuracy") -> Path:
+def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18, 1e30),
+                  metric: str = "accuracy") -> Path:
     """Fig. 1: predicted compute-optimal robust accuracy (or loss) against FLOPs, per FID.
 
     Parameters: law (fitted Approach 1, 2 or 3), out (.png/.svg), fid (one FID or several),
@@ -167,7 +168,8 @@ def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18
     if metric not in ("accuracy", "loss"):
         raise RobustscaleError(f"metric: expected 'accuracy' or 'loss', got '{metric}'")
     if metric == "accuracy" and getattr(law, "accuracy_", None) is None:
-        raise RobustscaleError("metric: the law has no loss -> accuracy regression (its runs measured no accuracy); "
+        raise RobustscaleError("metric: the law has no loss -> accuracy regression (its runs measured no "
+                               "accuracy); "
                                "use 'loss'")
     fids = [float(x) for x in np.atleast_1d(fid)]
     flops = np.geomspace(*flops_range, 60)
@@ -189,14 +191,16 @@ def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18
     return _save(fig, out)
 
 
-def plot_tradeoff(law, out, flops: float, fid: float = 0.0, omega_range: tuple[float, float] = (0.1, 2.0)) -> Path:
+def plot_tradeoff(law, out, flops: float, fid: float = 0.0,
+                  omega_range: tuple[float, float] = (0.1, 2.0)) -> Path:
     """Fig. 7: compute overhead of training a model ω_N× the optimal size to the same loss.
 
     Parameters: law (fitted Approach 2 or 3), out (.png/.svg), flops (budget defining N*, D*),
     fid, omega_range (ω_N span; sizes needing infinite data are left out).
     """
     if not hasattr(law, "tradeoff"):
-        raise RobustscaleError(f"law: approach {law.approach} has no loss formula; the trade-off needs approach 2 or 3")
+        raise RobustscaleError(f"law: approach {law.approach} has no loss formula; the trade-off needs "
+                               "approach 2 or 3")
     omegas = np.geomspace(*omega_range, 60)
     pts = []
     for w in omegas:

@@ -39,7 +39,8 @@ def simulate(law, seed: int = 0, noise: float = 0.01, points_per_run: int = 5,
     fractions = np.arange(1, points_per_run + 1) / points_per_run
     rows = []
     for source, fid in sources.items():
-        source_sizes = sizes or (LARGE_SIZES if source in LARGE_SOURCES or source not in TABLE1_SOURCES else SMALL_SIZES)
+        large = source in LARGE_SOURCES or source not in TABLE1_SOURCES
+        source_sizes = sizes or (LARGE_SIZES if large else SMALL_SIZES)
         for model, n in models.items():
             for size in source_sizes:
                 samples = fractions * size

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 from robustscale.errors import RobustscaleError
@@ -58,7 +59,8 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
     if not 0 < level < 1:
         raise RobustscaleError(f"level: expected a number in (0, 1), got {level}")
     if bootstrap == 1 or bootstrap < 0:
-        raise RobustscaleError(f"bootstrap: expected 0 (no intervals) or at least 2 resamples, got {bootstrap}")
+        raise RobustscaleError(f"bootstrap: expected 0 (no intervals) or at least 2 resamples, "
+                               f"got {bootstrap}")
     t0 = time.perf_counter()
     out = Path(out)
     obs = load_source(source)
@@ -76,7 +78,8 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
         else:
             law2 = load_law(law)
         if not hasattr(law2, "predict_loss"):
-            raise RobustscaleError(f"law: {law} is approach {law2.approach}; the report needs approach 2 or 3")
+            raise RobustscaleError(f"law: {law} is approach {law2.approach}; "
+                                   "the report needs approach 2 or 3")
         try:
             law1 = Approach1().fit(obs)
         except RobustscaleError:  # too few runs per source for an envelope: that figure fits its own
@@ -89,11 +92,13 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
         save_law(law1, out / "approach1.json")
     result = {
         "index": str(out / "index.html"), "figures": figures, "failed_figures": failed, "source": str(source),
-        "observations": int(len(obs)), "runs": int(obs["run"].nunique()), "main_source": main_source, "fid": fid,
+        "observations": int(len(obs)), "runs": int(obs["run"].nunique()), "main_source": main_source,
+        "fid": fid,
         "trained": _trained(obs),
         "approach2": _law_summary(law2, [budget, *FORECAST_FLOPS], fid, level),
         "approach1": None if law1 is None else {
-            "params": law1.params_, **dict(zip(("n_star", "d_star"), map(float, law1.optimum(budget, fid)[:2])))},
+            "params": law1.params_,
+            **dict(zip(("n_star", "d_star"), map(float, law1.optimum(budget, fid)[:2])))},
         "wall_s": None,
     }
     result["plan"] = result["approach2"]["plans"][0]
@@ -113,9 +118,10 @@ def _draw(obs, law2, law1, out: Path, main_source: str, fid: float, budget: floa
         "isoflop": lambda p: plots.plot_isoflop(obs, law2, p, fid=fid),
         "law_fit": lambda p: plots.plot_law_fit(obs, law2, p),
         # from the runs' own compute out to Fig. 1's horizon, so the forecast starts where the data are
-        "forecast": lambda p: plots.plot_forecast(law2, p, fid=sorted({0.0, fid}), flops_range=(
-            min(getattr(law2, "max_flops_", None) or FORECAST_FLOPS[0], FORECAST_FLOPS[0]), FORECAST_FLOPS[1]),
-            metric="loss" if law2.accuracy_ is None else "accuracy"),
+        "forecast": lambda p: plots.plot_forecast(
+            law2, p, fid=sorted({0.0, fid}), metric="loss" if law2.accuracy_ is None else "accuracy",
+            flops_range=(min(getattr(law2, "max_flops_", None) or FORECAST_FLOPS[0], FORECAST_FLOPS[0]),
+                         FORECAST_FLOPS[1])),
         "tradeoff": lambda p: plots.plot_tradeoff(law2, p, flops=budget, fid=fid),
     }
     figures, failed = {}, {}
@@ -156,8 +162,8 @@ def _law_summary(est, budgets: list[float], fid: float, level: float) -> dict:
         "intervals": parameter_intervals(est, level) if boot else {},
         "identified": identified,
         # per parameter, in words: taken from a prior law, determined by the runs, or not
-        "status": {k: "anchored" if k in anchored else "identified" if identified.get(k, True) else "not identified"
-                   for k in est.params_},
+        "status": {k: "anchored" if k in anchored else "identified" if identified.get(k, True)
+                   else "not identified" for k in est.params_},
         "anchored": getattr(est, "anchored_", None),
         "diagnostics": diagnostics,
         "plans": plan_table(est, budgets, fid, level),
@@ -168,7 +174,9 @@ def _law_summary(est, budgets: list[float], fid: float, level: float) -> dict:
 
 
 def _range(lo, hi, fmt, level) -> str:
-    return "" if lo is None or hi is None or not level else f" ({100 * level:.0f}% interval {fmt(lo)}–{fmt(hi)})"
+    if lo is None or hi is None or not level:
+        return ""
+    return f" ({100 * level:.0f}% interval {fmt(lo)}–{fmt(hi)})"
 
 
 def story(r: dict) -> str:
@@ -177,30 +185,34 @@ def story(r: dict) -> str:
     t, law, plan = r["trained"], r["approach2"], r["plan"]
     p = law["params"]
     n, d = t["params"], t["samples"]
-    trained = (f"{t['runs']} runs ({len(n)} model sizes from {count(n[0])} to {count(n[-1])} parameters, trained on "
-               f"{count(d[0])} to {count(d[-1])} samples).")
+    trained = (f"{t['runs']} runs ({len(n)} model sizes from {count(n[0])} to {count(n[-1])} parameters, "
+               f"trained on {count(d[0])} to {count(d[-1])} samples).")
     excluded = law.get("excluded_runs") or []
     if excluded:
-        trained += f" The fit leaves {len(excluded)} of them out by {excluded[0]['reason']}; refit with them kept to compare."
-    says = (f"The fitted law says the loss falls like N^-{p['alpha']:.2f} with model size and D^-{p['beta']:.2f} "
-            f"with training data, towards a floor of {p['E']:.3g}. With 10x the largest compute used here "
-            f"({sci(plan['flops'])} FLOPs), the best split is a model of about {count(plan['n_star'])} parameters"
+        trained += (f" The fit leaves {len(excluded)} of them out by {excluded[0]['reason']}; "
+                    "refit with them kept to compare.")
+    says = (f"The fitted law says the loss falls like N^-{p['alpha']:.2f} with model size and "
+            f"D^-{p['beta']:.2f} with training data, towards a floor of {p['E']:.3g}. With 10x the largest "
+            f"compute used here ({sci(plan['flops'])} FLOPs), the best split is a model of about "
+            f"{count(plan['n_star'])} parameters"
             f"{_range(plan.get('n_star_lo'), plan.get('n_star_hi'), count, law['level'])} trained on "
             f"{count(plan['d_star'])} samples, predicted to reach a loss of {fixed(plan['loss'], 3)}"
             f"{_range(plan.get('loss_lo'), plan.get('loss_hi'), lambda x: fixed(x, 3), law['level'])}")
     if plan.get("accuracy") is not None:
         borrowed = law.get("accuracy_map") not in (None, "runs")
+        whole_pct = partial(pct, decimals=0)
         says += (f", or {pct(plan['accuracy'], 0)} robust accuracy"
-                 f"{_range(plan.get('accuracy_lo'), plan.get('accuracy_hi'), lambda x: pct(x, 0), law['level'])}"
-                 + (f" by the borrowed loss-to-accuracy regression {law['accuracy_map']}" if borrowed else ""))
+                 f"{_range(plan.get('accuracy_lo'), plan.get('accuracy_hi'), whole_pct, law['level'])}")
+        if borrowed:
+            says += f" by the borrowed loss-to-accuracy regression {law['accuracy_map']}"
     says += "."
     a1 = r.get("approach1")
     if a1 and a1.get("n_star") and plan["n_star"]:
         ratio = plan["n_star"] / a1["n_star"]
         if not 1 / AGREEMENT <= ratio <= AGREEMENT:
-            says += (f" But Approach 1 (the envelope of the training curves) puts N* at {count(a1['n_star'])} "
-                     f"(the law's N* is {ratio:.2g}x that): the two disagree by more than {AGREEMENT:g}x, so take "
-                     f"neither plan at its word at these sizes.")
+            says += (f" But Approach 1 (the envelope of the training curves) puts N* at "
+                     f"{count(a1['n_star'])} (the law's N* is {ratio:.2g}x that): the two disagree by more "
+                     f"than {AGREEMENT:g}x, so take neither plan at its word at these sizes.")
     unknown = [k for k in ("alpha", "beta") if not law["identified"].get(k, True)]
     anchored = law.get("anchored")
     if anchored:
@@ -208,9 +220,10 @@ def story(r: dict) -> str:
                    else "its interval is wide")
         sure = f"How sure: this is {anchored_sentence(anchored)}; {follows}."
     elif unknown:
-        sure = (f"How sure: {' and '.join(unknown)} is not identified by these runs (see the findings below); "
-                f"treat N* as a rough guide.")
+        sure = (f"How sure: {' and '.join(unknown)} is not identified by these runs (see the findings "
+                "below); treat N* as a rough guide.")
     else:
         sure = "How sure: both exponents are identified by these runs" + (
-            f"; brackets are {100 * (law['level'] or 0):.0f}% bootstrap intervals (the runs' losses redrawn from their residuals)." if law["level"] else ".")
+            f"; brackets are {100 * law['level']:.0f}% bootstrap intervals (the runs' losses redrawn from "
+            "their residuals)." if law["level"] else ".")
     return " ".join((trained, says, sure))

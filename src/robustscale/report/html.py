@@ -30,4 +30,5 @@ def render_html(result: dict) -> str:
     level = law.get("level")
     return env.get_template("report.html").render(
         r=result, story=result["story"], law=law, plans=law["plans"], approach1=result["approach1"],
-        captions=CAPTIONS, interval_head=f"{100 * level:.0f}% bootstrap interval" if level else "bootstrap interval")
+        captions=CAPTIONS,
+        interval_head=f"{100 * level:.0f}% bootstrap interval" if level else "bootstrap interval")
