@@ -57,7 +57,8 @@ def test_many_model_sizes_get_a_colour_bar_not_a_legend(tmp_path, monkeypatch, p
     from robustscale.laws import Approach2, simulate
 
     models = {f"m{i}": n for i, n in enumerate(np.geomspace(1e6, 1e9, 140))}
-    obs = simulate(paper2, seed=2, noise=0.005, points_per_run=2, sources={"llm": 0.0}, models=models, sizes=(2e6, 8e6))
+    obs = simulate(paper2, seed=2, noise=0.005, points_per_run=2, sources={"llm": 0.0}, models=models,
+                   sizes=(2e6, 8e6))
     law = Approach2(exclude_small_runs=False).fit(obs)
     drawn, save = [], plots._save
     monkeypatch.setattr(plots, "_save", lambda fig, out: drawn.append(fig) or save(fig, out))

@@ -26,9 +26,10 @@ def test_table3(approach, fid):
 
 # App. F.2.1 / F.3.1 as printed: two digits (Q one significant digit, κ one decimal).
 APPENDIX = {
-    "paper-approach2": {"A": 6.69, "B": 9.89, "E": 0.48, "alpha": 0.24, "beta": 0.23, "epsilon": 0.16, "zeta": -0.28},
-    "paper-approach3": {"A": 6.0, "B": 7000.0, "E": 0.52, "Q": 0.007, "alpha": 0.24, "beta": 0.22, "kappa": 0.6,
-                        "epsilon": 0.04},
+    "paper-approach2": {"A": 6.69, "B": 9.89, "E": 0.48, "alpha": 0.24, "beta": 0.23, "epsilon": 0.16,
+                        "zeta": -0.28},
+    "paper-approach3": {"A": 6.0, "B": 7000.0, "E": 0.52, "Q": 0.007, "alpha": 0.24, "beta": 0.22,
+                        "kappa": 0.6, "epsilon": 0.04},
 }
 
 
@@ -46,10 +47,13 @@ def test_table3_needs_the_unrounded_fits():
     Table 3 prints 0.48 and 0.63; the presets give Table 3's digits (test_table3)."""
     law2 = load_law("paper-approach2")
     rounded2 = law2.with_params(APPENDIX["paper-approach2"])
-    assert round(rounded2.plan(1e25, 1.76)["a"], 2) != TABLE3[(2, 1.76)][0] == round(law2.plan(1e25, 1.76)["a"], 2)
+    printed_a = TABLE3[(2, 1.76)][0]
+    assert round(rounded2.plan(1e25, 1.76)["a"], 2) != printed_a == round(law2.plan(1e25, 1.76)["a"], 2)
     law3 = load_law("paper-approach3")
     rounded3 = law3.with_params(APPENDIX["paper-approach3"])
-    assert round(rounded3.plan(1e25, 1.76)["loss"], 2) != TABLE3[(3, 1.76)][2] == round(law3.plan(1e25, 1.76)["loss"], 2)
+    printed_loss = TABLE3[(3, 1.76)][2]
+    rounded_loss, preset_loss = (round(law.plan(1e25, 1.76)["loss"], 2) for law in (rounded3, law3))
+    assert rounded_loss != printed_loss == preset_loss
 
 
 def test_approach3_b_beta_matches_appendix():

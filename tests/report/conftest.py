@@ -23,7 +23,8 @@ def chinchilla_shaped(seed: int = 0) -> pd.DataFrame:
     budgets = np.array(ISOFLOP_BUDGETS)
     n_opt = 70e9 * np.sqrt(budgets / 5.76e23)  # Chinchilla's own optimum, 70B at 5.76e23 FLOPs
     # every (size, budget) with the size within 5x of the budget's optimum; each size once, then 100 more
-    near = [(j, k) for j, n in enumerate(sizes) for k in range(len(budgets)) if abs(np.log10(n / n_opt[k])) < 0.75]
+    near = [(j, k) for j, n in enumerate(sizes) for k in range(len(budgets))
+            if abs(np.log10(n / n_opt[k])) < 0.75]
     first = {j: (j, k) for j, k in rng.permutation(np.array(near))[::-1].tolist()}
     rest = [pair for pair in map(tuple, near) if pair not in first.values()]
     pairs = list(first.values()) + [rest[i] for i in rng.choice(len(rest), 240 - len(first), replace=False)]
@@ -32,7 +33,8 @@ def chinchilla_shaped(seed: int = 0) -> pd.DataFrame:
     for j, k in pairs:
         n, flops = sizes[j], budgets[k]
         d = flops / (6 * n)
-        loss = (p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]) * np.exp(0.01 * rng.standard_normal())
+        loss = p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]
+        loss *= np.exp(0.01 * rng.standard_normal())
         rows.append((f"chinchilla/{n / 1e6:.0f}M/{flops:.0e}", "chinchilla", 0.0, n, d, flops, loss))
     return pd.DataFrame(rows, columns=["run", "source", "fid", "params", "samples", "flops", "loss"])
 

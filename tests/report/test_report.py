@@ -1,4 +1,5 @@
-"""collect -> fit -> report: every figure written and showing data, index.html with parameters and intervals."""
+"""collect -> fit -> report: every figure written and showing data, index.html with parameters and
+intervals; a report on a study that is not the paper's."""
 
 from __future__ import annotations
 

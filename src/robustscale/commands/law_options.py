@@ -95,3 +95,12 @@ def warn_exclusions(excluded: list[dict] | None) -> None:
         names += f" and {len(excluded) - 3} more"
     warn(f"{len(excluded)} run(s) left out of the fit by {excluded[0]['reason']}: {names} (law.json: "
          f"excluded_runs); --keep-small-runs keeps them")
+
+
+def warn_report(law_summary: dict) -> None:
+    """The warnings of a report's law (its `approach2` summary): the guard's findings, the runs left
+    out, and accuracy that no regression predicts. `report` and the demo print these."""
+    warn_findings(law_summary["diagnostics"], law_summary["anchored"])
+    warn_exclusions(law_summary["excluded_runs"])
+    if law_summary["accuracy_map"] is None:
+        warn(ACCURACY_UNAVAILABLE)

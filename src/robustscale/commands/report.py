@@ -6,14 +6,8 @@ from pathlib import Path
 
 import typer
 
-from robustscale.commands.law_options import (
-    ACCURACY_UNAVAILABLE,
-    AccuracyMapOption,
-    LevelOption,
-    warn_exclusions,
-    warn_findings,
-)
-from robustscale.commands.output import JsonOption, emit, warn
+from robustscale.commands.law_options import AccuracyMapOption, LevelOption, warn_report
+from robustscale.commands.output import JsonOption, emit
 
 
 def report(
@@ -33,11 +27,7 @@ def report(
 
     result = write_report(source, out, law=law, bootstrap=bootstrap, level=level, progress=True,
                           exclude_small_runs=exclude_small_runs, accuracy_map=accuracy_map)
-    law_summary = result["approach2"]
-    warn_findings(law_summary["diagnostics"], law_summary["anchored"])
-    warn_exclusions(law_summary["excluded_runs"])
-    if law_summary["accuracy_map"] is None:
-        warn(ACCURACY_UNAVAILABLE)
+    warn_report(result["approach2"])
     emit(result, json_output, lambda r: print(f"report: {r['index']} ({len(r['figures'])} figures)"))
 
 
