@@ -211,7 +211,8 @@ def format_summary(s: dict) -> str:
     if a2["anchored"]:
         lines.append(f"  {anchored_sentence(a2['anchored'])} (why: summary.json's approach2.anchored.reason)")
     lines.append(f"  compute-optimal at 10x the largest budget ({sci(co['flops'])} FLOPs): "
-                 f"N* = {with_interval(co, 'n_star', count)} params, D* = {with_interval(co, 'd_star', count)} samples, "
+                 f"N* = {with_interval(co, 'n_star', count)} params, "
+                 f"D* = {with_interval(co, 'd_star', count)} samples, "
                  f"robust accuracy {with_interval(co, 'accuracy', pct)}")
     if a1 is not None:
         lines.append(f"  Approach 1 (envelope) at the same budget: N* = {count(a1['n_star'])}, "
