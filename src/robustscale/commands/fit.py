@@ -77,7 +77,7 @@ def fit(
     warn_findings(est.diagnostics_, est.anchored_)
     warn_exclusions(law["excluded_runs"])
     if law["accuracy_map"] is None:
-        warn(ACCURACY_UNAVAILABLE.replace("its runs measured", "the observations have"))
+        warn(ACCURACY_UNAVAILABLE)
     elif law["accuracy_map"] != "runs":
         warn(f"accuracy: predicted with the borrowed regression '{law['accuracy_map']}' (as asked), not with "
              "these runs' own (law.json: accuracy_map)")

@@ -75,9 +75,10 @@ def warn_nulls(rows: list[dict], what: str) -> None:
                 warn(f"{what} at {sci(row.get('flops'))} FLOPs: {k} is not a finite number (printed as null)")
 
 
-ACCURACY_UNAVAILABLE = ("accuracy: unavailable (null): the law has no loss -> accuracy regression because "
-                        "its runs measured no accuracy; `robustscale fit --accuracy-map paper-dg` borrows "
-                        "the paper's CIFAR-10 one (App. F.2.2)")
+ACCURACY_UNAVAILABLE = ("accuracy: unavailable (null): the law has no loss -> accuracy regression, as its "
+                        "runs measured no accuracy (no accuracy column, or fewer than 2 runs with one); "
+                        "`robustscale fit --accuracy-map paper-dg` borrows the paper's CIFAR-10 one "
+                        "(App. F.2.2)")
 
 
 def warn_accuracy(est) -> None:

@@ -154,8 +154,8 @@ class ScalingLaw:
         self._check_fitted()
         if self.accuracy_ is None:
             raise RobustscaleError("accuracy_map: the law has no loss -> accuracy regression (its runs "
-                                   "measured no "
-                                   "accuracy); fit with accuracy_map='paper-dg' to borrow the paper's")
+                                   "measured no accuracy); fit with accuracy_map='paper-dg' to borrow "
+                                   "the paper's")
         return self.accuracy_.predict(loss)
 
     def irreducible_loss(self, fid: float = 0.0) -> float | None:

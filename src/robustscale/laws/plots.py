@@ -169,8 +169,7 @@ def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18
         raise RobustscaleError(f"metric: expected 'accuracy' or 'loss', got '{metric}'")
     if metric == "accuracy" and getattr(law, "accuracy_", None) is None:
         raise RobustscaleError("metric: the law has no loss -> accuracy regression (its runs measured no "
-                               "accuracy); "
-                               "use 'loss'")
+                               "accuracy); use 'loss'")
     fids = [float(x) for x in np.atleast_1d(fid)]
     flops = np.geomspace(*flops_range, 60)
     fig, (ax,) = _figure(1, 5.5)
