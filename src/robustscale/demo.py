@@ -150,7 +150,7 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
         # the held-out images behind every point (a point's accuracy has standard error <= 0.5/sqrt(this))
         "eval_images": json.loads((sweep.runs[0].out / "config.json").read_text())["eval_images"],
         "approach2": {k: law[k] for k in ("params", "level", "k", "intervals", "identified", "status", "anchored",
-                                                   "diagnostics")},
+                                          "diagnostics", "excluded_runs", "accuracy_map")},
         "approach1": None if a1 is None else {
             "params": a1["params"], "n_star": a1["n_star"], "d_star": a1["d_star"],
             # the cross-check: Approach 2's N* over Approach 1's at the same budget
