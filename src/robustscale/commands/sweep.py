@@ -13,8 +13,8 @@ def sweep(
     sweep_file: Path = typer.Argument(..., metavar="SWEEP", help="Sweep file (.yaml/.yml/.toml)."),
     executor: str = typer.Option("local", "--executor", help="local | slurm"),
     max_parallel: int = typer.Option(1, "--max-parallel",
-                                     help="Runs at once: local processes, or the sweep's Slurm jobs queued or "
-                                          "running, over all its arrays and resource groups."),
+                                     help="Runs at once: local processes, or the sweep's Slurm jobs queued "
+                                          "or running, over all its arrays and resource groups."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid with FLOPs and exit."),
     verify: bool = typer.Option(False, "--verify", help="Re-hash every synthetic store first (reads all its data)."),
     json_output: JsonOption = False,
@@ -58,7 +58,8 @@ def sweep(
                 advance()
 
         result = run_sweep(spec, executor=executor, max_parallel=max_parallel, on_run=on_run)
-    emit({**result.asdict(), "total_flops": grid["total_flops"]}, json_output, lambda _: _render_result(result))
+    outcome = {**result.asdict(), "total_flops": grid["total_flops"]}
+    emit(outcome, json_output, lambda _: _render_result(result))
     if result.failed or result.cancelled:
         raise typer.Exit(1)
 

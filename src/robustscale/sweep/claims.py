@@ -54,7 +54,8 @@ def slurm_job_queued(job_id: str) -> bool:
     if job_id.startswith("local-"):
         return False
     try:
-        r = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=30)
+        r = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
+                           timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return r.returncode == 0 and bool(r.stdout.strip())
@@ -146,6 +147,6 @@ def claim_run(run_dir: str | os.PathLike, job_id: str | None = None, wait_s: flo
         running = time.time() - float(claim.get("heartbeat", 0)) < STALE_S
         if not running or time.monotonic() > deadline:
             state = "running" if running else "queued"
-            raise RunClaimed(f"{run_dir}: claimed by job {claim.get('job_id')} on {claim.get('host')} ({state}); "
-                             f"job {job_id} does not train it a second time")
+            raise RunClaimed(f"{run_dir}: claimed by job {claim.get('job_id')} on {claim.get('host')} "
+                             f"({state}); job {job_id} does not train it a second time")
         time.sleep(min(HEARTBEAT_S, max(0.1, deadline - time.monotonic())))

@@ -30,6 +30,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -81,27 +82,30 @@ def run_one(config: dict) -> dict:
     claim = claim_run(cfg.out, wait_s=float("inf"))
     try:
         if (Path(cfg.out) / "checkpoint.pt").is_file() and main:
-            print(f"[sweep] resuming {cfg.out} from its checkpoint", file=sys.stderr, flush=True)  # a requeue's trace
+            # a requeue's trace in the job's log
+            print(f"[sweep] resuming {cfg.out} from its checkpoint", file=sys.stderr, flush=True)
         # resume=True also covers a run killed before its first checkpoint: it then starts afresh.
         return train(cfg, resume=True, progress=False)
     finally:
         claim.release(mark=main)
 
 
-class JobCancelled(RobustscaleError):
-    """This Slurm job was scancelled: it stops instead of finishing the run."""
-
-
 def _stop_if_cancelled(signum, frame) -> None:
     """SIGTERM handler of a Slurm task. submitit ignores SIGTERM, because Slurm also sends it on
     preemption and timeouts (which submitit handles through USR2 and a requeue); left at that, an
-    scancelled run goes on training for KillWait seconds and may finish. Here the task asks the
-    controller: a CANCELLED job stops at once; anything else is left to submitit."""
+    scancelled run goes on training for KillWait seconds and may finish. Here a thread asks the
+    controller (the main thread may be deep in a long torch call) and, when the job was cancelled,
+    ends the process at once, before it writes anything more; anything else is left to submitit."""
     from robustscale.sweep.claims import this_job_id
 
-    job_id = os.environ.get("SLURM_JOB_ID") or this_job_id()
-    if slurm.job_state_now(job_id).startswith("CANCELLED"):
-        raise JobCancelled(f"job {this_job_id()}: cancelled (scancel) while training; stopped")
+    def check() -> None:
+        if slurm.job_state_now(os.environ.get("SLURM_JOB_ID") or this_job_id()).startswith("CANCELLED"):
+            print(f"[sweep] job {this_job_id()}: cancelled (scancel) while training; stopped", file=sys.stderr,
+                  flush=True)
+            os._exit(128 + signal.SIGTERM)
+
+    print("[sweep] SIGTERM: asking Slurm whether the job was cancelled", file=sys.stderr, flush=True)
+    threading.Thread(target=check, daemon=True).start()
 
 
 class SlurmRun:
@@ -184,13 +188,15 @@ def run_sweep(sweep: SweepSpec, executor: str = "local", max_parallel: int = 1,
             notify(r, "skipped")
     if executor == "local":
         # a missing dataset is one error before any work, not the same failure once per run
-        for dataset, data_dir in sorted({(r.config["dataset"], r.config.get("data_dir")) for r in todo}, key=str):
+        datasets = {(r.config["dataset"], r.config.get("data_dir")) for r in todo}
+        for dataset, data_dir in sorted(datasets, key=str):
             check_dataset(dataset, data_dir)
         finished, failed = _run_local(todo, max_parallel, notify)
         return SweepResult(finished, skipped, failed, time.perf_counter() - t0)
     runner = _run_slurm(sweep, todo, max_parallel, notify, cluster or "slurm", state_timeout_s)
     jobs = {name: entry["job_id"] for name, entry in runner.record.items() if name in {r.name for r in todo}}
-    return SweepResult(runner.finished, skipped, runner.failed, time.perf_counter() - t0, runner.cancelled, jobs)
+    return SweepResult(runner.finished, skipped, runner.failed, time.perf_counter() - t0, runner.cancelled,
+                       jobs)
 
 
 def _run_local(todo: list[SweepRun], max_parallel: int, notify) -> tuple[list[str], dict[str, str]]:
@@ -252,7 +258,7 @@ def _job_record_path(sweep: SweepSpec) -> Path:
 
 
 def read_job_record(sweep: SweepSpec) -> dict[str, dict]:
-    """run name -> {"job_id", "tasks", "submitted"}: the Slurm jobs this sweep submitted, kept in its folder."""
+    """run name -> {"job_id", "tasks", "submitted"}: the Slurm jobs the sweep submitted (in its folder)."""
     try:
         return json.loads(_job_record_path(sweep).read_text())
     except (OSError, ValueError):
@@ -326,11 +332,11 @@ class _SlurmSweep:
             except FailedJobError as e:
                 raise RobustscaleError(f"executor: slurm: sbatch refused the jobs of {group[0].name} "
                                        f"({_reason(e)})") from None
-            for r, job in zip(group, jobs):
+            for r, job in zip(group, jobs, strict=True):
                 self.record[r.name] = {"job_id": job.job_id, "tasks": r.world_size, "submitted": time.time()}
             if self.real:  # kept before anything else can go wrong: a rerun reattaches to these jobs
                 write_json(_job_record_path(self.sweep), self.record)
-            for r, job in zip(group, jobs):
+            for r, job in zip(group, jobs, strict=True):
                 self.active.append((r, job))
                 self.notify(r, f"submitted {job.job_id}")
 
@@ -369,26 +375,26 @@ class _SlurmSweep:
             self.pending_said.pop(job.job_id, None)
             return
         if reason in slurm.NEVER_CLEARS:
-            for other, other_job in self.active:
-                if other is r:
-                    slurm.cancel(other_job.job_id)
+            slurm.cancel(job.job_id)  # the one job the sweep submitted for this run
             raise RobustscaleError(f"run {r.name}: job {job.job_id} can never start (pending: {reason}); "
                                    f"cancelled it — fix the run's slurm resources or the partition")
+        if reason == "None":  # the scheduler has not looked at it yet
+            return
         said, when = self.pending_said.get(job.job_id, ("", 0.0))
         if reason != said or time.monotonic() - when >= PENDING_REPORT_S:
             self.pending_said[job.job_id] = (reason, time.monotonic())
             self.notify(r, f"pending: {reason}")
 
     def _ended(self, r: SweepRun, job) -> None:
-        """A job that left the queue: finished, cancelled (unless the run finished before the cancel) or failed."""
+        """A job that left the queue: finished, cancelled (unless it finished before the cancel) or failed."""
         from submitit.core.utils import UncompletedJobError
 
         state, end = slurm.final_state(job.job_id) if self.real else (job.state, None)
         result = r.out / "result.json"
-        if state.upper().startswith("CANCELLED"):
-            if not (result.is_file() and end is not None and result.stat().st_mtime < end):
-                self._end(r, "cancelled", f"job {job.job_id}: {state}")
-                return
+        if state.upper().startswith("CANCELLED"):  # whatever the job wrote after the scancel
+            done_before = result.is_file() and end is not None and result.stat().st_mtime < end
+            self._end(r, "finished" if done_before else "cancelled", f"job {job.job_id}: {state}")
+            return
         try:
             job.results()  # every task's; rank 0 wrote result.json
         except UncompletedJobError:

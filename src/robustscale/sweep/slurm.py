@@ -19,8 +19,9 @@ TIMEOUT_S = 30  # a Slurm command that has not answered by then will not
 # the account or the QOS allow (Slurm's squeue(1) reason codes).
 NEVER_CLEARS = ("PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "ReqNodeNotAvail",
                 "BadConstraints", "InvalidAccount", "InvalidQOS", "AssocMaxJobsLimit", "QOSMaxCpuPerJobLimit",
-                "QOSMaxGRESPerJob", "QOSMaxMemoryPerJob", "QOSMaxNodePerJobLimit", "QOSMaxWallDurationPerJobLimit",
-                "AssocMaxWallDurationPerJobLimit", "AssocMaxCpuPerJobLimit", "AssocMaxNodePerJobLimit")
+                "QOSMaxGRESPerJob", "QOSMaxMemoryPerJob", "QOSMaxNodePerJobLimit",
+                "QOSMaxWallDurationPerJobLimit", "AssocMaxWallDurationPerJobLimit", "AssocMaxCpuPerJobLimit",
+                "AssocMaxNodePerJobLimit")
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
@@ -38,11 +39,13 @@ def _last_line(text: str) -> str:
 def check_reachable() -> None:
     """RobustscaleError (flag `--executor`) unless a Slurm controller answers `sinfo`."""
     if not shutil.which("sbatch"):
-        raise RobustscaleError("executor: slurm asked for, but there is no Slurm here (sbatch not found on PATH)")
+        raise RobustscaleError("executor: slurm asked for, but there is no Slurm here "
+                               "(sbatch not found on PATH)")
     r = _run(["sinfo", "-h", "-o", "%P"])
     if r.returncode != 0:
-        raise RobustscaleError(f"executor: slurm: no Slurm controller answers (sinfo: {_last_line(r.stderr)}); "
-                               f"set SLURM_CONF to the cluster's slurm.conf or run where Slurm is reachable")
+        raise RobustscaleError(f"executor: slurm: no Slurm controller answers "
+                               f"(sinfo: {_last_line(r.stderr)}); set SLURM_CONF to the cluster's slurm.conf "
+                               f"or run where Slurm is reachable")
 
 
 def _gpus(gres: str) -> int:
@@ -81,10 +84,10 @@ def check_fits(slurm: dict, run: str, where: str) -> None:
     if len(fit) < want:
         biggest = max(nodes[partition], key=lambda n: (n[1], n[2], n[3]))
         raise RobustscaleError(
-            f"{where}: slurm: run {run} asks for {want} node(s) with {cpus} CPUs ({tasks_per_node(slurm)} tasks x "
-            f"{slurm.get('cpus_per_task') or 1} cpus_per_task), {mem_mb} MB (mem_gb) and {gpus} GPUs each; "
-            f"partition {partition} has {len(fit)} such node(s) (largest: {biggest[1]} CPUs, {biggest[2]} MB, "
-            f"{biggest[3]} GPUs): lower the request or choose another partition")
+            f"{where}: slurm: run {run} asks for {want} node(s) with {cpus} CPUs ({tasks_per_node(slurm)} "
+            f"tasks x {slurm.get('cpus_per_task') or 1} cpus_per_task), {mem_mb} MB (mem_gb) and {gpus} GPUs "
+            f"each; partition {partition} has {len(fit)} such node(s) (largest: {biggest[1]} CPUs, "
+            f"{biggest[2]} MB, {biggest[3]} GPUs): lower the request or choose another partition")
 
 
 def queue_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
@@ -115,7 +118,11 @@ def final_state(job_id: str) -> tuple[str, float | None]:
 
 
 def job_state_now(job_id: str) -> str:
-    """The controller's JobState of a job (e.g. CANCELLED right after an scancel), or UNKNOWN."""
+    """A running job's state as accounting has it (`CANCELLED by 0` the moment it is scancelled, while
+    the controller still says COMPLETING), else the controller's JobState, else UNKNOWN."""
+    r = _run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"])
+    if r.returncode == 0 and r.stdout.strip():
+        return r.stdout.strip().splitlines()[-1]
     m = re.search(r"JobState=(\S+)", _run(["scontrol", "-o", "show", "job", job_id]).stdout)
     return m.group(1) if m else "UNKNOWN"
 
