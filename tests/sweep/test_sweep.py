@@ -176,6 +176,12 @@ def test_slurm_resources_one_task_per_gpu_and_batch_split(tmp_path):
         load_sweep(path)
 
 
+def test_gpus_read_from_slurm_gres():
+    from robustscale.sweep.slurm import _gpus
+
+    assert [_gpus(g) for g in ("gpu:8", "gpu:a100:4(S:0-1)", "gpu:2,gpu:v100:2", "(null)", "mps:100")] == [8, 4, 4, 0, 0]
+
+
 def test_dry_run_over_a_million_image_store_is_fast(tmp_path, cli):
     """Loading a sweep opens its stores without hashing them: 1M (tiny) images plan in well under 2 s."""
     from robustscale.data.convert import convert

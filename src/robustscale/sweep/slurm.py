@@ -58,6 +58,11 @@ def _gpus(gres: str) -> int:
     return total
 
 
+def _number(text: str) -> int:
+    """sinfo's count (`4000`, `4000+` where nodes differ) as an int."""
+    return int(re.sub(r"\D", "", text) or 0)
+
+
 def check_fits(slurm: dict, run: str, where: str) -> None:
     """RobustscaleError before submitting when no `nodes` nodes of the run's partition have the CPUs
     (tasks_per_node x cpus_per_task), memory (mem_gb) and GPUs (gpus_per_node) it asks for per node:
@@ -71,7 +76,7 @@ def check_fits(slurm: dict, run: str, where: str) -> None:
         part, node, cpus, mem, gres = line.split("|")
         if part.endswith("*"):
             part = default = part[:-1]
-        nodes.setdefault(part, []).append((node, int(cpus), int(re.sub(r"\D", "", mem) or 0), _gpus(gres)))
+        nodes.setdefault(part, []).append((node, _number(cpus), _number(mem), _gpus(gres)))
     partition = slurm.get("partition") or default
     if partition not in nodes:
         raise RobustscaleError(f"{where}: slurm.partition: {partition!r} is not a partition of this cluster "
