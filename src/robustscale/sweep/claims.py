@@ -23,8 +23,8 @@ from pathlib import Path
 
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import write_json
+from robustscale.rundir import RunDir
 
-CLAIM_FILE = "claim.json"
 HEARTBEAT_S = 5.0  # how often the holder renews its heartbeat
 STALE_S = 60.0  # a heartbeat older than this, from a process we cannot see, is a dead holder's
 
@@ -44,7 +44,7 @@ def this_job_id() -> str:
 
 def read_claim(run_dir: Path) -> dict | None:
     try:
-        return json.loads((Path(run_dir) / CLAIM_FILE).read_text())
+        return json.loads(RunDir(run_dir).claim_path.read_text())
     except (OSError, ValueError):
         return None
 
@@ -85,7 +85,7 @@ def is_live(claim: dict | None) -> bool:
 @contextlib.contextmanager
 def _locked(run_dir: Path):
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".claim.lock", "a") as f:
+    with open(RunDir(run_dir).claim_lock_path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)  # released by the kernel if this process dies
         try:
             yield
@@ -94,7 +94,7 @@ def _locked(run_dir: Path):
 
 
 def _write(run_dir: Path, claim: dict) -> None:
-    write_json(run_dir / CLAIM_FILE, claim)
+    write_json(RunDir(run_dir).claim_path, claim)
 
 
 class Claim:

@@ -34,14 +34,18 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from robustscale.data.datasets import check_dataset
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import write_json
+from robustscale.rundir import RunDir
 from robustscale.sweep import slurm
 from robustscale.sweep.claims import claim_run
 from robustscale.sweep.spec import SweepRun, SweepSpec, tasks_per_node
+
+if TYPE_CHECKING:
+    from robustscale.train.config import TrainConfig
 
 POLL_S = 2.0  # seconds between two looks at the submitted jobs (one squeue and one sacct call for all)
 STATE_TIMEOUT_S = 300.0  # a job neither in the queue nor in accounting for this long has failed
@@ -70,18 +74,19 @@ def export_slurm_distributed() -> int:
     return env.world_size
 
 
-def run_one(config: dict) -> dict:
+def run_one(config: TrainConfig | dict) -> dict:
     """Claim the run's folder, train it to completion (resuming from its checkpoint if one exists) and
     let the folder go; result.json content. While another live job trains the same folder, wait for
     it (its finished result is then this one's); a claim held by a job that is only queued raises
     claims.RunClaimed."""
     from robustscale.train import TrainConfig, train
+    from robustscale.train.distributed import is_main_process
 
-    cfg = TrainConfig.from_dict(config)
-    main = int(os.environ.get("RANK", "0")) == 0
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    main = is_main_process()
     claim = claim_run(cfg.out, wait_s=float("inf"))
     try:
-        if (Path(cfg.out) / "checkpoint.pt").is_file() and main:
+        if RunDir(cfg.out).has_checkpoint() and main:
             # a requeue's trace in the job's log
             print(f"[sweep] resuming {cfg.out} from its checkpoint", file=sys.stderr, flush=True)
         # resume=True also covers a run killed before its first checkpoint: it then starts afresh.
@@ -188,8 +193,7 @@ def run_sweep(sweep: SweepSpec, executor: str = "local", max_parallel: int = 1,
             notify(r, "skipped")
     if executor == "local":
         # a missing dataset is one error before any work, not the same failure once per run
-        datasets = {(r.config["dataset"], r.config.get("data_dir")) for r in todo}
-        for dataset, data_dir in sorted(datasets, key=str):
+        for dataset, data_dir in sorted({(r.config.dataset, r.config.data_dir) for r in todo}, key=str):
             check_dataset(dataset, data_dir)
         finished, failed = _run_local(todo, max_parallel, notify)
         return SweepResult(finished, skipped, failed, time.perf_counter() - t0)
