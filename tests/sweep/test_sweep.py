@@ -270,6 +270,7 @@ def test_slurm_ddp_two_tasks_equal_torchrun_bitwise_after_preemption(tmp_path, s
     history = subprocess.run(["sacct", "-j", job_id, "-D", "-X", "-n", "-o", "State"], capture_output=True,
                              text=True, env=slurm_cluster).stdout
     assert "PREEMPTED" in history or "REQUEUED" in history, history
+    assert any(e.startswith("pending: ") for e in events), events  # the requeued job waits (BeginTime): said
     logs = "".join(p.read_text() for p in (sweep.out / ".submitit").rglob("*_log.err"))
     assert f"resuming {run_dir} from its checkpoint" in logs  # the requeued job picked up the checkpoint
     config = json.loads((run_dir / "config.json").read_text())
