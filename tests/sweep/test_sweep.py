@@ -182,7 +182,8 @@ def test_slurm_resources_one_task_per_gpu_and_batch_split(tmp_path):
 def test_gpus_read_from_slurm_gres():
     from robustscale.sweep.slurm import _gpus
 
-    assert [_gpus(g) for g in ("gpu:8", "gpu:a100:4(S:0-1)", "gpu:2,gpu:v100:2", "(null)", "mps:100")] == [8, 4, 4, 0, 0]
+    gres = ("gpu:8", "gpu:a100:4(S:0-1)", "gpu:2,gpu:v100:2", "(null)", "mps:100")
+    assert [_gpus(g) for g in gres] == [8, 4, 4, 0, 0]
 
 
 def test_dry_run_over_a_million_image_store_is_fast(tmp_path, cli):
@@ -227,8 +228,8 @@ def _slurm_sweep(tmp_path, monkeypatch, slurm_cluster, **over):
 
 
 def _sacct(job_ids, env, fields="JobID,State,Start,End"):
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(job_ids), "-o", fields], capture_output=True,
-                         text=True, env=env).stdout
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(job_ids), "-o", fields],
+                         capture_output=True, text=True, env=env).stdout
     return [line.split("|") for line in out.splitlines()]
 
 
@@ -325,18 +326,20 @@ def test_slurm_job_nobody_reports_on_fails_after_the_state_timeout(tmp_path, slu
     runner.active = [(sweep.runs[0], submitit.SlurmJob(tmp_path / "jobs", "987654"))]
     t0 = time.monotonic()
     runner.run([])
-    assert runner.finished == [] and "neither in the queue nor in Slurm accounting" in runner.failed[sweep.runs[0].name]
+    assert runner.finished == []
+    assert "neither in the queue nor in Slurm accounting" in runner.failed[sweep.runs[0].name]
     assert time.monotonic() - t0 < 30
 
 
 def test_run_folder_claim_keeps_a_second_process_out(tmp_path):
-    """A live holder (another process, heartbeat running) keeps the folder; once it dies, the folder is free."""
+    """A live holder (another process, heartbeat running) keeps the folder; once it dies, it is free."""
     from robustscale.sweep.claims import RunClaimed, claim_run, read_claim
 
     run_dir = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
                                "from robustscale.sweep.claims import claim_run\n"
-                               f"claim_run({str(run_dir)!r}, job_id='4242'); print('held', flush=True); time.sleep(600)"],
+                               f"claim_run({str(run_dir)!r}, job_id='4242')\n"
+                               "print('held', flush=True); time.sleep(600)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -363,13 +366,15 @@ def test_slurm_sweep_killed_and_rerun_reattaches_one_job_per_run(tmp_path, slurm
 
     monkeypatch.setenv("SLURM_CONF", slurm_cluster["SLURM_CONF"])
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    path = write_sweep(tmp_path, models=["wrn-10-1", {"name": "wrn-16-1", "slurm": {"mem_gb": 2}}], samples=[1024],
+    path = write_sweep(tmp_path, models=["wrn-10-1", {"name": "wrn-16-1", "slurm": {"mem_gb": 2}}],
+                       samples=[1024],
                        slurm={"cpus_per_task": 1, "mem_gb": 1, "timeout_min": 10},
                        evaluation={"eval_every": 256, "eval_images": 32, "eval_steps": 2})
     sweep = load_sweep(path)
     first, second = sweep.runs
     proc = subprocess.Popen([sys.executable, "-m", "robustscale", "sweep", str(path), "--executor", "slurm",
-                             "--max-parallel", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--max-parallel", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     deadline = time.time() + 180
     while time.time() < deadline and not (first.out / "metrics.jsonl").exists():
         assert proc.poll() is None, proc.stderr.read()
@@ -402,10 +407,12 @@ def test_slurm_sweep_killed_and_rerun_reattaches_one_job_per_run(tmp_path, slurm
 
 def test_slurm_unschedulable_requests_fail_with_one_error(tmp_path, slurm_cluster, monkeypatch, cli):
     """A request no node fits is refused before submitting; one that Slurm accepts but can never start
-    (a time limit over the partition's: PartitionConfig) is cancelled within a minute: one `error:` line, exit 2."""
+    (a time limit over the partition's: PartitionConfig) is cancelled within a minute: one `error:` line,
+    exit 2."""
     cpus = os.cpu_count() or 2
     monkeypatch.setenv("SLURM_CONF", slurm_cluster["SLURM_CONF"])
-    path = write_sweep(tmp_path, slurm={"tasks_per_node": 2, "cpus_per_task": cpus, "mem_gb": 1, "timeout_min": 5})
+    path = write_sweep(tmp_path, slurm={"tasks_per_node": 2, "cpus_per_task": cpus, "mem_gb": 1,
+                                        "timeout_min": 5})
     r = cli("sweep", path, "--executor", "slurm")
     assert r.returncode == 2 and r.stderr.count("error: ") == 1, r.stderr
     assert f"{2 * cpus} CPUs" in r.stderr and "partition debug" in r.stderr and "Traceback" not in r.stderr
@@ -418,12 +425,13 @@ def test_slurm_unschedulable_requests_fail_with_one_error(tmp_path, slurm_cluste
     elapsed = time.monotonic() - t0
     errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
     assert r.returncode == 2 and len(errors) == 1, r.stderr
-    assert "wrn-10-1_real_128" in errors[0] and "pending: PartitionConfig" in errors[0] and elapsed < 60, (elapsed, r.stderr)
+    assert "wrn-10-1_real_128" in errors[0] and "pending: PartitionConfig" in errors[0], r.stderr
+    assert elapsed < 60, elapsed
     job_id = json.loads((tmp_path / "runs" / "sweep-jobs.json").read_text())["wrn-10-1_real_128"]["job_id"]
     deadline = time.time() + 30
     while time.time() < deadline and not _sacct([job_id], slurm_cluster)[0][1].startswith("CANCELLED"):
         time.sleep(0.5)
-    assert _sacct([job_id], slurm_cluster)[0][1].startswith("CANCELLED")  # the sweep cancelled what it submitted
+    assert _sacct([job_id], slurm_cluster)[0][1].startswith("CANCELLED")  # what the sweep submitted
 
 
 def test_no_reachable_slurm_is_one_error(tmp_path, cli, monkeypatch):

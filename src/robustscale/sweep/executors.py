@@ -105,8 +105,8 @@ def _stop_if_cancelled(signum, frame) -> None:
 
     def check() -> None:
         if slurm.job_state_now(os.environ.get("SLURM_JOB_ID") or this_job_id()).startswith("CANCELLED"):
-            print(f"[sweep] job {this_job_id()}: cancelled (scancel) while training; stopped", file=sys.stderr,
-                  flush=True)
+            print(f"[sweep] job {this_job_id()}: cancelled (scancel) while training; stopped",
+                  file=sys.stderr, flush=True)
             os._exit(128 + signal.SIGTERM)
 
     print("[sweep] SIGTERM: asking Slurm whether the job was cancelled", file=sys.stderr, flush=True)
