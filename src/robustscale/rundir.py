@@ -12,9 +12,11 @@ A run folder, written by `robustscale.train` and read by `runs`, `sweep` and the
     claim.json       the job that trains (or trained) the folder, with its heartbeat (sweep.claims)
 
 Metric keys, one spelling per concept everywhere (metrics.jsonl, result.json, eval.json, the
-observations table, JSON outputs), taken from the observations table the laws read:
+observations table, JSON outputs). The observations table's names win, because users' CSVs and the
+laws already use them (laws/observations.py; the loss->accuracy regression reads `accuracy`):
 `accuracy` is robust accuracy (held-out PGD-40-CW in training; keyed by attack in eval.json),
-`clean_accuracy` is clean accuracy, `loss` the held-out adversarial loss (the paper's L).
+`clean_accuracy` is clean accuracy, `loss` the held-out adversarial loss (the paper's L). A
+metrics.jsonl line also holds step, samples, flops, lr, train_loss, time_s and images_per_s.
 Run folders written before this spelling (`pgd_acc`, `clean_acc`) are read through `METRIC_ALIASES`.
 """
 
