@@ -116,7 +116,7 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
     done = [0]
 
     def on_run(run, state):
-        if state in ("finished", "failed", "skipped"):
+        if state.split(":")[0] in ("finished", "failed", "skipped"):  # "failed: reason"
             done[0] += 1
         if state != "running":
             log(f"  [{done[0]}/{len(sweep.runs)}] {state:8s} {run.name}  ({time.perf_counter() - t_start:.0f} s)")

@@ -9,6 +9,7 @@ A run folder, written by `robustscale.train` and read by `runs`, `sweep` and the
     checkpoint.pt    the full training state (train/checkpoint.py), nonfinite.pt after a bad loss
     model.*, best.*  the EMA weights at the end and at the best evaluation (models/weights.py)
     tensorboard/     TensorBoard event files when the run was trained with `tensorboard: true`
+    claim.json       the job that trains (or trained) the folder, with its heartbeat (sweep.claims)
 
 Metric keys, one spelling per concept everywhere (metrics.jsonl, result.json, eval.json, the
 observations table, JSON outputs). The observations table's names win, because users' CSVs and the
@@ -55,6 +56,8 @@ class RunDir:
         self.model_stem = self.path / "model"  # final EMA weights: model.safetensors + model.json
         self.best_stem = self.path / "best"  # EMA weights at the best held-out robust accuracy
         self.tensorboard_dir = self.path / "tensorboard"
+        self.claim_path = self.path / "claim.json"  # the job that holds (or held) the folder: sweep/claims.py
+        self.claim_lock_path = self.path / ".claim.lock"  # flock'd while a claim is read and written
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"

@@ -56,8 +56,10 @@ SlurmctldParameters=preempt_send_user_signal
 NodeName={host} CPUs={cpus} RealMemory=4000 State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=30
 PartitionName=high Nodes={host} MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+PartitionName=short Nodes={host} MaxTime=1 State=UP
 """
 # cred_expire=10 and 5 s scheduler intervals bring a requeued job back in ~15 s instead of ~2 min.
+# `short` (1-minute limit) makes a job that pends forever: a longer timeout_min waits on PartitionConfig.
 
 SLURMDBD_CONF = """\
 AuthType=auth/munge

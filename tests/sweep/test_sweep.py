@@ -179,6 +179,13 @@ def test_slurm_resources_one_task_per_gpu_and_batch_split(tmp_path):
         load_sweep(path)
 
 
+def test_gpus_read_from_slurm_gres():
+    from robustscale.sweep.slurm import _gpus
+
+    gres = ("gpu:8", "gpu:a100:4(S:0-1)", "gpu:2,gpu:v100:2", "(null)", "mps:100")
+    assert [_gpus(g) for g in gres] == [8, 4, 4, 0, 0]
+
+
 def test_dry_run_over_a_million_image_store_is_fast(tmp_path, cli):
     """Loading a sweep opens its stores without hashing them: 1M (tiny) images plan in well under 2 s."""
     from robustscale.data.convert import convert
@@ -216,8 +223,14 @@ def _in_thread(fn):
 
 def _slurm_sweep(tmp_path, monkeypatch, slurm_cluster, **over):
     monkeypatch.setenv("SLURM_CONF", slurm_cluster["SLURM_CONF"])
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # sbatch passes the environment on: one thread per task
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # each task's threads come from its allocation
     return load_sweep(write_sweep(tmp_path, **over))
+
+
+def _sacct(job_ids, env, fields="JobID,State,Start,End"):
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(job_ids), "-o", fields],
+                         capture_output=True, text=True, env=env).stdout
+    return [line.split("|") for line in out.splitlines()]
 
 
 def test_slurm_ddp_two_tasks_equal_torchrun_bitwise_after_preemption(tmp_path, slurm_cluster, monkeypatch):
@@ -258,9 +271,11 @@ def test_slurm_ddp_two_tasks_equal_torchrun_bitwise_after_preemption(tmp_path, s
     history = subprocess.run(["sacct", "-j", job_id, "-D", "-X", "-n", "-o", "State"], capture_output=True,
                              text=True, env=slurm_cluster).stdout
     assert "PREEMPTED" in history or "REQUEUED" in history, history
+    assert any(e.startswith("pending: ") for e in events), events  # the requeued job waits (BeginTime): said
     logs = "".join(p.read_text() for p in (sweep.out / ".submitit").rglob("*_log.err"))
     assert f"resuming {run_dir} from its checkpoint" in logs  # the requeued job picked up the checkpoint
-    assert json.loads((run_dir / "config.json").read_text())["world_size"] == 2
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["world_size"] == 2 and config["threads"] == 1  # cpus_per_task 1: one thread per task
     ours, theirs = load_file(run_dir / "model.safetensors"), load_file(tmp_path / "torchrun" / "model.safetensors")
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours), [k for k in ours if not torch.equal(ours[k], theirs[k])]
@@ -268,7 +283,7 @@ def test_slurm_ddp_two_tasks_equal_torchrun_bitwise_after_preemption(tmp_path, s
     assert rerun.skipped == [sweep.runs[0].name] and rerun.finished == []
 
 
-def test_slurm_cancelled_job_is_reported_failed_and_sweep_goes_on(tmp_path, slurm_cluster, monkeypatch):
+def test_slurm_cancelled_job_is_reported_cancelled_and_sweep_goes_on(tmp_path, slurm_cluster, monkeypatch):
     sweep = _slurm_sweep(tmp_path, monkeypatch, slurm_cluster, samples=[64, "100k"],
                          slurm={"cpus_per_task": 1, "mem_gb": 1, "timeout_min": 10})
     short, long = sweep.runs
@@ -276,7 +291,7 @@ def test_slurm_cancelled_job_is_reported_failed_and_sweep_goes_on(tmp_path, slur
 
     def on_run(run, state):
         events.append((run.name, state))
-        if state == "failed":
+        if state.startswith("cancelled: "):
             failed_at[run.name] = time.monotonic()
 
     sweeper, box = _in_thread(lambda: run_sweep(sweep, executor="slurm", on_run=on_run))
@@ -289,22 +304,141 @@ def test_slurm_cancelled_job_is_reported_failed_and_sweep_goes_on(tmp_path, slur
     sweeper.join(240)
     assert not sweeper.is_alive(), "the sweep hangs on a cancelled job"
     result = box["result"]
-    assert result.finished == [short.name] and list(result.failed) == [long.name]
-    assert "CANCELLED" in result.failed[long.name]
+    assert result.finished == [short.name] and result.failed == {} and list(result.cancelled) == [long.name]
+    assert "CANCELLED" in result.cancelled[long.name]
     delay = failed_at[long.name] - cancelled_at
-    print(f"cancelled job reported failed after {delay:.1f} s")
+    print(f"cancelled job reported after {delay:.1f} s")
     assert delay < 60
+    # the task stopped on the scancel's SIGTERM instead of training on through KillWait
+    logs = "".join(p.read_text() for p in (sweep.out / ".submitit").rglob(f"{job_id}_*_log.err"))
+    assert "cancelled (scancel) while training; stopped" in logs, logs[-2000:]
+    assert not (long.out / "result.json").exists()
 
 
 def test_slurm_job_nobody_reports_on_fails_after_the_state_timeout(tmp_path, slurm_cluster, monkeypatch):
     """A job neither in the queue nor in accounting (here: an id Slurm never gave) cannot block the sweep."""
     import submitit
 
-    from robustscale.sweep.executors import _wait
+    from robustscale.sweep.executors import _SlurmSweep
 
     sweep = _slurm_sweep(tmp_path, monkeypatch, slurm_cluster)
-    job = submitit.SlurmJob(tmp_path / "jobs", "987654")
+    runner = _SlurmSweep(sweep, 1, lambda r, s: None, "slurm", state_timeout_s=3)
+    runner.active = [(sweep.runs[0], submitit.SlurmJob(tmp_path / "jobs", "987654"))]
     t0 = time.monotonic()
-    finished, failed = _wait([(sweep.runs[0], job)], lambda r, s: None, "slurm", state_timeout_s=3)
-    assert finished == [] and "neither in the queue nor in Slurm accounting" in failed[sweep.runs[0].name]
+    runner.run([])
+    assert runner.finished == []
+    assert "neither in the queue nor in Slurm accounting" in runner.failed[sweep.runs[0].name]
     assert time.monotonic() - t0 < 30
+
+
+def test_run_folder_claim_keeps_a_second_process_out(tmp_path):
+    """A live holder (another process, heartbeat running) keeps the folder; once it dies, it is free."""
+    from robustscale.sweep.claims import RunClaimed, claim_run, read_claim
+
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                               "from robustscale.sweep.claims import claim_run\n"
+                               f"claim_run({str(run_dir)!r}, job_id='4242')\n"
+                               "print('held', flush=True); time.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunClaimed, match=r"claimed by job 4242 .*\(running\)"):
+            claim_run(run_dir, job_id="4243", wait_s=0.5)
+        assert read_claim(run_dir)["job_id"] == "4242"
+        same = claim_run(run_dir, job_id="4242")  # another rank of the same job, or the job requeued
+        same.release(mark=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    mine = claim_run(run_dir, job_id="4243")  # the holder's process is gone and Slurm never heard of 4242
+    assert read_claim(run_dir)["job_id"] == "4243" and read_claim(run_dir)["previous"] == "4242"
+    mine.release()
+    assert read_claim(run_dir)["released"] and claim_run(run_dir, job_id="4244").job_id == "4244"
+
+
+def test_slurm_sweep_killed_and_rerun_reattaches_one_job_per_run(tmp_path, slurm_cluster, monkeypatch, cli):
+    """kill -9 the sweep while its first job trains and rerun it at once with --max-parallel 1 over two
+    resource groups: the rerun reattaches to the running job (no second job for any run folder), submits
+    the other run only after it, says every state on its own line, and the data has no repeated step."""
+    from robustscale.runs import observations
+    from robustscale.sweep.claims import read_claim
+
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster["SLURM_CONF"])
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    path = write_sweep(tmp_path, models=["wrn-10-1", {"name": "wrn-16-1", "slurm": {"mem_gb": 2}}],
+                       samples=[1024],
+                       slurm={"cpus_per_task": 1, "mem_gb": 1, "timeout_min": 10},
+                       evaluation={"eval_every": 256, "eval_images": 32, "eval_steps": 2})
+    sweep = load_sweep(path)
+    first, second = sweep.runs
+    proc = subprocess.Popen([sys.executable, "-m", "robustscale", "sweep", str(path), "--executor", "slurm",
+                             "--max-parallel", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (first.out / "metrics.jsonl").exists():
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (first.out / "result.json").exists(), "the first run finished before the sweep was killed"
+    r = cli("sweep", path, "--executor", "slurm", "--max-parallel", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    outcome = r.json
+    assert sorted(outcome["finished"]) == [first.name, second.name] and outcome["failed"] == {}, outcome
+    jobs = outcome["jobs"]
+    lines = r.stderr.splitlines()
+    assert f"{first.name}: reattached {jobs[first.name]}" in lines, r.stderr
+    assert f"{second.name}: submitted {jobs[second.name]}" in lines
+    assert f"{first.name}: finished" in lines and f"{second.name}: finished" in lines
+    # exactly one job per run folder: the two the outcome names, each the holder of its folder's claim
+    assert sorted(p.name for p in (sweep.out / ".submitit").iterdir() if p.is_dir()) == sorted(jobs.values())
+    for run in sweep.runs:
+        claim = read_claim(run.out)
+        assert claim["job_id"] == jobs[run.name] and claim["previous"] is None and claim["released"]
+        steps = [json.loads(ln)["step"] for ln in (run.out / "metrics.jsonl").read_text().splitlines()]
+        assert steps == [8, 16, 24, 32], steps  # every 256 samples of 1024, batch 32: no step twice
+    assert len(observations(sweep.out)) == 2 * 4
+    # --max-parallel 1 across resource groups: the second job started after the first had ended
+    (_, state1, _, end1), (_, state2, start2, _) = sorted(_sacct(list(jobs.values()), slurm_cluster),
+                                                          key=lambda row: row[2])
+    assert state1 == state2 == "COMPLETED" and start2 >= end1, (end1, start2)
+
+
+def test_slurm_unschedulable_requests_fail_with_one_error(tmp_path, slurm_cluster, monkeypatch, cli):
+    """A request no node fits is refused before submitting; one that Slurm accepts but can never start
+    (a time limit over the partition's: PartitionConfig) is cancelled within a minute: one `error:` line,
+    exit 2."""
+    cpus = os.cpu_count() or 2
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster["SLURM_CONF"])
+    path = write_sweep(tmp_path, slurm={"tasks_per_node": 2, "cpus_per_task": cpus, "mem_gb": 1,
+                                        "timeout_min": 5})
+    r = cli("sweep", path, "--executor", "slurm")
+    assert r.returncode == 2 and r.stderr.count("error: ") == 1, r.stderr
+    assert f"{2 * cpus} CPUs" in r.stderr and "partition debug" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "runs" / "sweep-jobs.json").exists()  # nothing submitted
+
+    path = write_sweep(tmp_path, "never.yaml", slurm={"partition": "short", "cpus_per_task": 1, "mem_gb": 1,
+                                                       "timeout_min": 5})
+    t0 = time.monotonic()
+    r = cli("sweep", path, "--executor", "slurm")
+    elapsed = time.monotonic() - t0
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert r.returncode == 2 and len(errors) == 1, r.stderr
+    assert "wrn-10-1_real_128" in errors[0] and "pending: PartitionConfig" in errors[0], r.stderr
+    assert elapsed < 60, elapsed
+    job_id = json.loads((tmp_path / "runs" / "sweep-jobs.json").read_text())["wrn-10-1_real_128"]["job_id"]
+    deadline = time.time() + 30
+    while time.time() < deadline and not _sacct([job_id], slurm_cluster)[0][1].startswith("CANCELLED"):
+        time.sleep(0.5)
+    assert _sacct([job_id], slurm_cluster)[0][1].startswith("CANCELLED")  # what the sweep submitted
+
+
+def test_no_reachable_slurm_is_one_error(tmp_path, cli, monkeypatch):
+    monkeypatch.delenv("SLURM_CONF", raising=False)
+    if Path("/etc/slurm/slurm.conf").exists():
+        pytest.skip("this machine has a system-wide slurm.conf")
+    r = cli("sweep", write_sweep(tmp_path), "--executor", "slurm", timeout=120)
+    assert r.returncode == 2 and r.stderr.count("error: ") == 1 and "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert errors[0].startswith("error: --executor: slurm: no Slurm controller answers"), r.stderr

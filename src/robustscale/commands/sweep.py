@@ -12,17 +12,24 @@ from robustscale.commands.output import JsonOption, emit, sci
 def sweep(
     sweep_file: Path = typer.Argument(..., metavar="SWEEP", help="Sweep file (.yaml/.yml/.toml)."),
     executor: str = typer.Option("local", "--executor", help="local | slurm"),
-    max_parallel: int = typer.Option(1, "--max-parallel", help="Runs at once (local processes / Slurm array slots)."),
+    max_parallel: int = typer.Option(1, "--max-parallel",
+                                     help="Runs at once: local processes, or the sweep's Slurm jobs queued "
+                                          "or running, over all its arrays and resource groups."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid with FLOPs and exit."),
     verify: bool = typer.Option(False, "--verify", help="Re-hash every synthetic store first (reads all its data)."),
     json_output: JsonOption = False,
 ) -> None:
-    """Run a sweep's grid of training runs locally or on Slurm; finished runs are skipped."""
+    """Run a sweep's grid of training runs locally or on Slurm; finished runs are skipped.
+
+    Each state change is one line on stderr: `RUN: submitted JOBID`, `RUN: pending: REASON` (every
+    minute), `RUN: finished`, `RUN: failed: REASON`, `RUN: cancelled: ...`. On Slurm the sweep may be
+    killed and rerun at any time: it reattaches to its runs' jobs still queued or running.
+    """
     from rich.console import Console
 
     from robustscale.errors import RobustscaleError
     from robustscale.sweep import load_sweep, plan, run_sweep
-    from robustscale.sweep.executors import check_arguments
+    from robustscale.sweep.executors import ENDED, check_arguments, state_kind
 
     err = Console(stderr=True)
     try:
@@ -45,13 +52,15 @@ def sweep(
 
     with progress_bar(len(spec.runs), "sweep") as advance:
         def on_run(run, state: str) -> None:
-            err.print(f"[{state}] {run.name}")
-            if state in ("finished", "failed", "skipped"):
+            # plain text: rich would read "[finished]" as markup and drop it, and wrap long reasons
+            err.print(f"{run.name}: {state}", markup=False, highlight=False, soft_wrap=True)
+            if state_kind(state) in ENDED:
                 advance()
 
         result = run_sweep(spec, executor=executor, max_parallel=max_parallel, on_run=on_run)
-    emit({**result.asdict(), "total_flops": grid["total_flops"]}, json_output, lambda _: _render_result(result))
-    if result.failed:
+    outcome = {**result.asdict(), "total_flops": grid["total_flops"]}
+    emit(outcome, json_output, lambda _: _render_result(result))
+    if result.failed or result.cancelled:
         raise typer.Exit(1)
 
 
@@ -75,6 +84,8 @@ def _render_grid(sweep_file: Path, grid: dict) -> None:
 
 def _render_result(result) -> None:
     print(f"finished {len(result.finished)}, skipped {len(result.skipped)} (already done), "
-          f"failed {len(result.failed)} in {result.wall_s:.1f} s")
+          f"failed {len(result.failed)}, cancelled {len(result.cancelled)} in {result.wall_s:.1f} s")
     for name, reason in result.failed.items():
         print(f"FAILED {name}: {reason}")
+    for name, reason in result.cancelled.items():
+        print(f"CANCELLED {name}: {reason}")

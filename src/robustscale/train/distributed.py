@@ -31,6 +31,18 @@ class DistInfo:
         return self.world_size > 1
 
 
+def set_threads_from_allocation() -> int:
+    """In a Slurm task: torch's intra-op threads (and OMP_NUM_THREADS, for what the task starts) = the
+    task's CPUs, SLURM_CPUS_PER_TASK, else one, as torchrun gives each process one thread unless told
+    otherwise. Returns the thread count. Two tasks of two threads on two CPUs would oversubscribe them,
+    and a different thread count changes a CPU run's floating-point sums (no bitwise match with torchrun).
+    """
+    threads = int(os.environ.get("SLURM_CPUS_PER_TASK") or 1)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def process_rank() -> int:
     """This process's rank as torchrun (or the sweep's Slurm executor) set it; 0 outside a DDP job."""
     return int(os.environ.get("RANK", "0"))

@@ -267,7 +267,8 @@ class Trainer:
     def _config_record(self) -> dict:
         return {**self.cfg.asdict(), "params": self.params, "forward_flops": self.forward_flops,
                 "flops_per_sample": self.flops_per_sample, "sources": self.sources,
-                "total_steps": self.total_steps, "world_size": self.dist.world_size}
+                "total_steps": self.total_steps, "world_size": self.dist.world_size,
+                "threads": torch.get_num_threads()}  # intra-op threads per process (Slurm: the task's CPUs)
 
     def state_dict(self) -> dict:
         return {"step": self.step, "config": self.cfg.asdict(), "model": self.model.state_dict(),
