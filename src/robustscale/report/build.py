@@ -132,7 +132,20 @@ def _trained(obs) -> dict:
     final = obs.loc[obs.groupby("run")["samples"].idxmax()]
     return {"runs": int(len(final)), "params": sorted(int(n) for n in final["params"].unique()),
             "samples": sorted(int(d) for d in final["samples"].unique()),
-            "flops": [float(obs["flops"].min()), float(obs["flops"].max())]}
+            "flops": [float(obs["flops"].min()), float(obs["flops"].max())],
+            # which images the loss was measured on (runs.EVAL_SPLITS); None for tables that do not say
+            "eval_split": sorted(obs["eval_split"].dropna().unique()) if "eval_split" in obs else None}
+
+
+def _scored_images(splits: list[str] | None) -> str:
+    """The images behind the law's loss, in words (training's eval_split)."""
+    if splits == ["test"]:
+        return "the same test-split images (the paper's CW_test_loss)"
+    if splits == ["heldout"]:
+        return "the same training images, held out of training"
+    if not splits:
+        return "held-out images"
+    return "held-out images (the test split for some runs, held-out training images for others)"
 
 
 def _law_summary(est, budgets: list[float], fid: float, level: float) -> dict:
@@ -182,7 +195,7 @@ def story(r: dict) -> str:
 
     trained = (f"{t['runs']} adversarially trained models ({len(n)} sizes from {_count(n[0])} to {_count(n[-1])} "
                f"parameters, each trained on {_count(d[0])} to {_count(d[-1])} samples) were each scored by their "
-               f"robust loss on held-out images.")
+               f"robust loss on {_scored_images(t.get('eval_split'))}.")
     says = (f"The fitted law says the loss falls like N^-{p['alpha']:.2f} with model size and D^-{p['beta']:.2f} "
             f"with training data, towards a floor of {p['E']:.3g}. With 10x the largest compute used here "
             f"({plan['flops']:.2g} FLOPs), the best split is a model of about {_count(plan['n_star'])} parameters"
