@@ -140,7 +140,8 @@ def test_one_sgd_step_matches_the_references(trades_step, tmp_path):
         set_step_schedule(optimizer, config, 0, -(-cfg.samples // cfg.batch_size),
                           -(-cfg.epoch_samples // cfg.batch_size))
         optimizer.step()
-        gap = torch.cat([(a.detach() - b.detach()).flatten() for a, b in zip(ours.parameters(), theirs.parameters())])
+        gap = torch.cat([(a.detach() - b.detach()).flatten()
+                         for a, b in zip(ours.parameters(), theirs.parameters())])
         if schedule == "cycle":
             assert gap.abs().max() < 1e-6 and update.abs().max() > 1e-3
         else:  # a first update is lr (1 + momentum) times the gradient: 1.9 / 1.95 of the reference's

@@ -26,8 +26,8 @@ def test_short_adversarial_run_learns(tmp_path):
     result = train(tiny_config(tmp_path / "run", bn_momentum=0.1, warmup_fraction=0.25), progress=False)
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == [2, 4, 6, 8, 10, 12]
-    assert set(lines[0]) == {"step", "samples", "flops", "lr", "train_loss", "clean_acc", "pgd_acc", "loss", "time_s",
-                             "eval_split"}
+    assert set(lines[0]) == {"step", "samples", "flops", "lr", "train_loss", "clean_acc", "pgd_acc", "loss",
+                             "time_s", "eval_split"}
     # 12 steps: the clean task is learned first; robustness barely starts (0 -> ~0.04 PGD accuracy)
     assert lines[-1]["clean_acc"] > lines[0]["clean_acc"] + 0.15, lines
     assert lines[-1]["pgd_acc"] > lines[0]["pgd_acc"], lines
@@ -91,7 +91,8 @@ def test_one_cycle_schedule_is_torchs_onecyclelr_stepped_per_epoch():
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.3, pct_start=pct, total_steps=total)
         for epoch in range(total):
             assert one_cycle_lr(epoch, total, 0.3, pct) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
-            assert one_cycle_momentum(epoch, total, pct) == pytest.approx(opt.param_groups[0]["momentum"], rel=1e-12)
+            momentum = opt.param_groups[0]["momentum"]
+            assert one_cycle_momentum(epoch, total, pct) == pytest.approx(momentum, rel=1e-12)
             opt.step()
             if epoch < total - 1:
                 sched.step()
@@ -107,11 +108,11 @@ def test_one_cycle_schedule_is_torchs_onecyclelr_stepped_per_epoch():
 def test_momentum_at_each_step_is_onecyclelrs(tmp_path, schedule):
     """The trainer's per-step learning rate and momentum against torch's OneCycleLR stepped once per epoch of
     3 updates (10 updates: 4 epochs), the reference's scheduler; 'constant' keeps momentum 0.9."""
-    cfg = tiny_config(tmp_path, lr=0.3, warmup_fraction=0.25, momentum_schedule=schedule).resolved()
+    cfg = tiny_config(tmp_path, lr=0.3, warmup_fraction=0.5, momentum_schedule=schedule).resolved()
     model = torch.nn.Linear(2, 2)
     ours = make_optimizer(model, cfg)
     theirs = torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9, nesterov=True)
-    sched = torch.optim.lr_scheduler.OneCycleLR(theirs, max_lr=0.3, pct_start=0.25, total_steps=4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(theirs, max_lr=0.3, pct_start=0.5, total_steps=4)
     momenta = []
     for step in range(10):
         lr = set_step_schedule(ours, cfg, step, 10, 3)
@@ -154,6 +155,12 @@ def test_for_resume_merges_the_stored_config(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(stored))
     config = TrainConfig.for_resume(tmp_path, device="cpu", samples=None)
     assert config.device == "cpu" and config.samples == 768 and config.batch_size == 64
+    assert (config.momentum_schedule, config.eval_split) == ("cycle", "test")
+    # a run from before these fields resumes with what it did: constant momentum, held-out training images
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in stored.items()
+                                                      if k not in ("momentum_schedule", "eval_split")}))
+    legacy = TrainConfig.for_resume(tmp_path)
+    assert (legacy.momentum_schedule, legacy.eval_split) == ("constant", "heldout")
     with pytest.raises(RobustscaleError, match="^model: required"):
         TrainConfig.for_resume(tmp_path / "empty")
 
@@ -163,7 +170,8 @@ def test_heldout_scores_are_evaluates_scores_on_the_test_split(tmp_path):
     loss and `evaluate`'s on the same images agree: one definition."""
     from robustscale.evaluate import EvalConfig, evaluate_checkpoint
 
-    config = tiny_config(tmp_path / "run", samples=128, eval_every=128, eval_images=16, eval_steps=40, attack_steps=2)
+    config = tiny_config(tmp_path / "run", samples=128, eval_every=128, eval_images=16, eval_steps=40,
+                         attack_steps=2)
     assert config.eval_split == "test" and config.momentum_schedule == "cycle"
     trainer = Trainer(config, progress=False)
     final = trainer.run()["final"]
@@ -174,8 +182,9 @@ def test_heldout_scores_are_evaluates_scores_on_the_test_split(tmp_path):
     assert {id(p) for p in no_decay["params"]} == {id(p) for n, p in trainer.model.named_parameters()
                                                    if "batchnorm" in n}
     assert json.loads((tmp_path / "run" / "config.json").read_text())["eval_split"] == "test"
-    scores = evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path / "run"), data="fashion-mnist", attack="pgd40-cw",
-                                            n=16, out=str(tmp_path / "eval"), device="cpu"), progress=False)
+    scores = evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path / "run"), data="fashion-mnist",
+                                            attack="pgd40-cw", n=16, out=str(tmp_path / "eval"), device="cpu"),
+                                 progress=False)
     assert 0 < final["loss"] and abs(scores["loss"] - final["loss"]) < 1e-6, (scores["loss"], final["loss"])
     assert (scores["clean_acc"], scores["robust_acc"]["pgd40-cw"]) == (final["clean_acc"], final["pgd_acc"])
 
@@ -209,3 +218,10 @@ def test_synthetic_only_run_records_its_sources_fid(tmp_path, synthetic_store):
     assert result["flops"] == 128 * config["flops_per_sample"] == 128 * train_flops_per_sample("wrn-10-1", (1, 28, 28))
     assert result["synthetic_passes"] == pytest.approx(128 / 10000)
     assert 0 < result["final"]["loss"] < 10
+
+
+def test_train_help_lists_the_recipe_knobs(cli):
+    r = cli("train", "--help", env={"COLUMNS": "150"})
+    assert r.returncode == 0, r
+    for flag, choices in (("--momentum-schedule", "cycle (default"), ("--eval-split", "test (default")):
+        assert flag in r.stdout and choices in r.stdout, flag
