@@ -45,6 +45,7 @@ demo: data install
 	$(BIN)/robustscale demo $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 test: data install
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: install

@@ -16,6 +16,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's own help layout: it rewraps docstrings into sentences at any width and never cuts a
+    # flag or a number with "…" (rich's panels squeeze long flags at 80 columns)
+    rich_markup_mode=None,
 )
 
 
@@ -34,12 +37,50 @@ def version(json_output: JsonOption = False) -> None:
 
 
 def _register_all() -> None:
-    from robustscale.commands import (data, demo, evaluate, export, fit, flops, plan, plot, report, runs,
-                                      simulate, study, sweep, tradeoff, train)
+    from robustscale.commands import (
+        data,
+        demo,
+        evaluate,
+        export,
+        fit,
+        flops,
+        plan,
+        plot,
+        report,
+        runs,
+        simulate,
+        study,
+        sweep,
+        tradeoff,
+        train,
+    )
 
     for module in (fit, plan, tradeoff, plot, simulate, flops, evaluate, export, data, train, sweep, runs,
                    report, demo, study):
         module.register(app)
+    _whole_summaries(app)
+
+
+def _summary(text: str | None) -> str | None:
+    """A docstring's first paragraph as one line."""
+    import inspect
+
+    return " ".join(inspect.cleandoc(text).split("\n\n")[0].split()) if text else None
+
+
+def _whole_summaries(group: typer.Typer) -> None:
+    """Each command's line in its group's list is its docstring's whole first paragraph: click would
+    cut it to fit with "..." or at the first ". " (as in "App. F")."""
+    for info in group.registered_commands:
+        if info.short_help is None and info.callback is not None:
+            info.short_help = _summary(info.help or info.callback.__doc__)
+    for sub in group.registered_groups:
+        # typer wraps settings not given in a placeholder whose .value is the default
+        given = (getattr(x, "value", x) for x in (sub.help, sub.typer_instance.info.help))
+        help_text = next((h for h in given if isinstance(h, str)), None)
+        if getattr(sub.short_help, "value", sub.short_help) is None:
+            sub.short_help = _summary(help_text)
+        _whole_summaries(sub.typer_instance)
 
 
 def main() -> None:

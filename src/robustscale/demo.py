@@ -18,7 +18,6 @@ wrn-10-1 trained in 128 s on two threads, 6.5 s on one, both at load 6-8).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Callable
 from robustscale.data.datasets import check_dataset
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import write_json, write_text
+from robustscale.formatting import anchored_sentence, count, pct, sci, with_interval
+from robustscale.rundir import RunDir
 
 PRESETS = {
     "fashion-mnist": {
@@ -147,9 +148,9 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
         "observations": str(out / "observations.csv"), "report": report["index"],
         "law": str(out / "report" / "law.json"), "story": report["story"], "trained": report["trained"],
         # the held-out images behind every point (a point's accuracy has standard error <= 0.5/sqrt(this))
-        "eval_images": json.loads((sweep.runs[0].out / "config.json").read_text())["eval_images"],
+        "eval_images": sweep.runs[0].config.eval_images,
         "approach2": {k: law[k] for k in ("params", "level", "k", "intervals", "identified", "status", "anchored",
-                                                   "diagnostics")},
+                                          "diagnostics", "excluded_runs", "accuracy_map")},
         "approach1": None if a1 is None else {
             "params": a1["params"], "n_star": a1["n_star"], "d_star": a1["d_star"],
             # the cross-check: Approach 2's N* over Approach 1's at the same budget
@@ -182,20 +183,15 @@ def _honesty(runs) -> list[dict]:
     """TRADES vs standard training of the same size and budget: final PGD robust accuracy."""
     final = {}
     for r in runs:
-        result = json.loads((Path(r.path) / "result.json").read_text())
-        final[(r.model, r.samples_target, r.mode)] = (r.params, result["final"]["pgd_acc"])
+        result = RunDir(r.path).read_result()
+        final[(r.model, r.samples_target, r.mode)] = (r.params, result["final"]["accuracy"])
     rows = []
     for (model, samples, mode), (params, acc) in sorted(final.items()):
         if mode == "standard" and (model, samples, "trades") in final:
             adv = final[(model, samples, "trades")][1]
-            rows.append({"model": model, "params": params, "samples": samples, "trades_pgd_acc": adv,
-                         "standard_pgd_acc": acc, "margin": adv - acc})
+            rows.append({"model": model, "params": params, "samples": samples, "trades_accuracy": adv,
+                         "standard_accuracy": acc, "margin": adv - acc})
     return rows
-
-
-def _interval(row: dict, key: str, fmt: Callable[[float], str]) -> str:
-    lo, hi = row.get(f"{key}_lo"), row.get(f"{key}_hi")
-    return "" if lo is None or hi is None else f" [{fmt(lo)}, {fmt(hi)}]"
 
 
 def format_summary(s: dict) -> str:
@@ -207,35 +203,24 @@ def format_summary(s: dict) -> str:
         r = f" [{ranges[k][0]:.2f}, {ranges[k][1]:.2f}]" if k in ranges else ""
         return f"{k} = {p[k]:.2f}{r} ({a2['status'][k]})"
 
-    def count(x):  # digits where they read well; powers of ten for the ends of wide intervals
-        return f"{x:,.0f}" if 1 <= x < 1e9 else f"{x:.3g}"
-
-    def pct(x):
-        return f"{100 * x:.1f}%"
-
     lines = [
         f"robustscale demo ({s['preset']}{', quick' if s['quick'] else ''}): {s['runs']} runs in {s['runs_dir']}",
         "  " + s["story"],
         f"  Approach 2 law ({level}): {exponent('alpha')}, {exponent('beta')}, E = {p['E']:.3g}",
     ]
-    anchored = a2["anchored"]
-    if anchored and anchored.get("strength") is None:
-        lines.append(f"  anchored fit: the guard found the runs cannot pin an exponent, so alpha and beta come from "
-                     f"the prior law {anchored.get('prior')} (why: summary.json's approach2.anchored.reason)")
-    elif anchored:
-        lines.append(f"  anchored fit: the guard found the runs cannot pin an exponent, so alpha and beta are pulled "
-                     f"towards the prior law {anchored.get('prior')} with strength {anchored['strength']:g} "
-                     f"(why: summary.json's approach2.anchored.reason)")
-    lines.append(f"  compute-optimal at 10x the largest budget ({co['flops']:.3g} FLOPs): "
-                 f"N* = {count(co['n_star'])}{_interval(co, 'n_star', count)} params, "
-                 f"D* = {count(co['d_star'])}{_interval(co, 'd_star', count)} samples, "
-                 f"robust accuracy {pct(co['accuracy'])}{_interval(co, 'accuracy', pct)}")
+    if a2["anchored"]:
+        lines.append(f"  {anchored_sentence(a2['anchored'])} (why: summary.json's approach2.anchored.reason)")
+    lines.append(f"  compute-optimal at 10x the largest budget ({sci(co['flops'])} FLOPs): "
+                 f"N* = {with_interval(co, 'n_star', count)} params, "
+                 f"D* = {with_interval(co, 'd_star', count)} samples, "
+                 f"robust accuracy {with_interval(co, 'accuracy', pct)}")
     if a1 is not None:
         lines.append(f"  Approach 1 (envelope) at the same budget: N* = {count(a1['n_star'])}, "
                      f"D* = {count(a1['d_star'])} (the law's N* is {co['n_star'] / a1['n_star']:.2g}x this)")
     for h in s["honesty"]:
-        lines.append(f"  honesty {h['model']} @ {h['samples']:,} samples: TRADES {pct(h['trades_pgd_acc'])} vs "
-                     f"standard {pct(h['standard_pgd_acc'])} PGD accuracy ({100 * h['margin']:+.1f} points)")
+        lines.append(f"  honesty {h['model']} @ {h['samples']:,} samples: TRADES {pct(h['trades_accuracy'])} "
+                     f"vs standard {pct(h['standard_accuracy'])} PGD accuracy "
+                     f"({100 * h['margin']:+.1f} points)")
     lines.append(f"  adversarial training beats standard training at every size: {'yes' if s['honest'] else 'NO'}")
     lines.append(f"  report: {s['report']}")
     lines.append("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in s["phases"].items())

@@ -21,8 +21,9 @@ def test_envelope_monotone_and_from_best_run(sim_obs):
 
 def test_filter_drops_upticks():
     """Two runs: the second starts above the first's end loss; its start is an uptick to drop."""
-    obs = pd.DataFrame({"run": ["a", "a", "b", "b"], "source": "s", "fid": 0.0, "params": [1e6, 1e6, 2e6, 2e6],
-                        "samples": [1e6, 2e6, 1e6, 4e6], "loss": [1.0, 0.8, 0.9, 0.5]})
+    obs = pd.DataFrame({"run": ["a", "a", "b", "b"], "source": "s", "fid": 0.0,
+                        "params": [1e6, 1e6, 2e6, 2e6], "samples": [1e6, 2e6, 1e6, 4e6],
+                        "loss": [1.0, 0.8, 0.9, 0.5]})
     obs["flops"] = 7822 * obs["params"] * obs["samples"]
     env = envelope(obs, n_flops=200)
     assert env["loss"].is_monotonic_decreasing

@@ -15,7 +15,8 @@ def test_fit_recovers_paper_approach3():
     runs = final_points(obs)
     runs = runs[~small_run_mask(runs)]
     p = law.params_
-    truth = np.array([[np.log(p["A"]), np.log(p["B"]), p["E"], np.log(p["Q"]), p["alpha"], p["beta"], p["kappa"], p["epsilon"]]])
+    truth = np.array([[np.log(p["A"]), np.log(p["B"]), p["E"], np.log(p["Q"]), p["alpha"], p["beta"],
+                       p["kappa"], p["epsilon"]]])
     f_truth = a3.huber_objective(truth, np.log(runs["params"].to_numpy()), np.log(runs["samples"].to_numpy()),
                                  runs["fid"].to_numpy(), np.log(runs["loss"].to_numpy()), 1e-3)[0][0]
     assert m.objective_ <= f_truth + 1e-12
@@ -34,5 +35,6 @@ def test_gradient_matches_finite_difference():
         tp, tm = theta.copy(), theta.copy()
         tp[0, i] += 1e-6
         tm[0, i] -= 1e-6
-        fd = (a3.huber_objective(tp, ln, ld, fid, ll, 0.05)[0] - a3.huber_objective(tm, ln, ld, fid, ll, 0.05)[0]) / 2e-6
+        plus, minus = (a3.huber_objective(t, ln, ld, fid, ll, 0.05)[0] for t in (tp, tm))
+        fd = (plus - minus) / 2e-6
         assert g[0, i] == pytest.approx(fd[0], rel=1e-4, abs=1e-8)

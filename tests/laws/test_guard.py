@@ -24,7 +24,8 @@ def grid_fits():
     for seed in range(8):
         obs = simulate(truth, seed=seed, **GRID)
         budget = 10 * obs["flops"].max()
-        fits.append((fit_law(obs), fit_law(obs, prior="paper-approach2"), truth.plan(budget, 0.0)["n_star"], budget, obs))
+        n_star = truth.plan(budget, 0.0)["n_star"]
+        fits.append((fit_law(obs), fit_law(obs, prior="paper-approach2"), n_star, budget, obs))
     return fits
 
 
@@ -90,7 +91,8 @@ def test_flops_constant_from_observations(small_obs):
 
 
 def test_covariance_marks_unconstrained_directions():
-    jac = np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [1.0, 2.0, 0.0], [3.0, 6.0, 0.0]])  # columns 1, 2 collinear, 3 empty
+    # columns 1, 2 collinear, 3 empty
+    jac = np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [1.0, 2.0, 0.0], [3.0, 6.0, 0.0]])
     cov = covariance(jac, np.zeros(4), 1e-3)
     assert not np.isfinite(np.diag(cov)).any()
     assert np.isinf(covariance(jac[:2], np.zeros(2), 1e-3)).all()  # fewer runs than parameters

@@ -61,4 +61,5 @@ def test_approach3_optimum_is_eq4_at_fid0():
 def test_approach3_tradeoff_keeps_loss():
     law = load_law("paper-approach3")
     r = law.tradeoff(1e23, 1.76, 0.5)
-    assert float(law.predict_loss(r["n"], r["d"], 1.76)) == pytest.approx(law.optimum(1e23, 1.76)[2], rel=1e-9)
+    optimal_loss = law.optimum(1e23, 1.76)[2]
+    assert float(law.predict_loss(r["n"], r["d"], 1.76)) == pytest.approx(optimal_loss, rel=1e-9)

@@ -56,8 +56,8 @@ def test_export_then_evaluate_gives_identical_scores(trained, tmp_path, cli):
     theirs = cli("evaluate", tmp_path / "model.pt", "--arch", "wrn-10-1", *common, "--out", tmp_path / "theirs")
     assert ours.returncode == 0 and theirs.returncode == 0, (ours.stderr, theirs.stderr)
     a, b = ours.json, theirs.json
-    assert (a["clean_acc"], a["robust_acc"], a["loss"]) == (b["clean_acc"], b["robust_acc"], b["loss"])
-    assert 0 < a["robust_acc"]["pgd40-cw"] < a["clean_acc"]
+    assert (a["clean_accuracy"], a["accuracy"], a["loss"]) == (b["clean_accuracy"], b["accuracy"], b["loss"])
+    assert 0 < a["accuracy"]["pgd40-cw"] < a["clean_accuracy"]
     flags = [pd.read_parquet(tmp_path / run / "per_image.parquet")["pgd40-cw_correct"] for run in ("ours", "theirs")]
     assert (flags[0] == flags[1]).all()
     # the normalisation came back from the sidecar, not RobustBench's CIFAR-10 default (other scores)
@@ -80,8 +80,8 @@ def test_reference_trainer_layout_scores_like_the_bare_layout(trained, tmp_path)
               for name in ("bare", "reference")]
     assert [s["state_dict_prefix"] for s in scores] == ["", "module.0."]
     assert scores[0]["loss"] == scores[1]["loss"] > 0
-    assert [(s["clean_acc"], s["robust_acc"]) for s in scores[1:]] == [(scores[0]["clean_acc"],
-                                                                         scores[0]["robust_acc"])]
+    assert (scores[0]["clean_accuracy"], scores[0]["accuracy"]) == (scores[1]["clean_accuracy"],
+                                                                      scores[1]["accuracy"])
     assert scores[1]["normalization"] == {"mean": list(mean), "std": list(std), "source": "given"}
 
 

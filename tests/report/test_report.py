@@ -1,4 +1,5 @@
-"""collect -> fit -> report: every figure written and showing data, index.html with parameters and intervals."""
+"""collect -> fit -> report: every figure written and showing data, index.html with parameters and
+intervals; a report on a study that is not the paper's."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def test_report_from_table_fits_with_bootstrap_intervals(study_runs, tmp_path):
     assert plan["n_star_lo"] <= plan["n_star_hi"] and 0 <= plan["accuracy_lo"] <= plan["accuracy_hi"] <= 1
     assert law["plans"][0] == plan
     story = result["story"]
-    assert story.startswith("9 adversarially trained models (3 sizes from 78k to 272k parameters")
+    assert story.startswith("9 runs (3 model sizes from 78k to 272k parameters")
     assert f"N^-{law['params']['alpha']:.2f}" in story and "90% interval" in story
     shown = str(escape(story))  # as the template writes it (apostrophes escaped)
     assert shown in html and html.index(shown) < html.index("<h2>")  # the page opens with it
@@ -94,3 +95,27 @@ def test_report_from_table_fits_with_bootstrap_intervals(study_runs, tmp_path):
 def test_report_bad_inputs(tmp_path):
     with pytest.raises(RobustscaleError, match="no such runs directory or observations table"):
         write_report(tmp_path / "missing.csv", tmp_path / "out")
+
+
+def test_report_on_a_study_that_is_not_the_papers(chinchilla_csv, tmp_path, cli):
+    """Chinchilla-shaped runs (140 model sizes, FID 0, no accuracy): the report claims nothing the
+    table does not hold, announces the CIFAR-10 thresholds it applied, and only our own warnings
+    reach the terminal (none of matplotlib's)."""
+    out = tmp_path / "llm"
+    r = cli("report", chinchilla_csv, "--out", out, "--bootstrap", "0", "--json")
+    assert r.returncode == 0, r
+    assert all(line.startswith("warning: ") for line in r.stderr.splitlines()), r.stderr
+    left_out = [line for line in r.stderr.splitlines() if "left out" in line]
+    assert len(left_out) == 1 and "CIFAR-10" in left_out[0] and "--keep-small-runs" in left_out[0]
+    result = r.json
+    law = result["approach2"]
+    assert law["excluded_runs"] and all(e["params"] < 1e8 for e in law["excluded_runs"])
+    story = result["story"]
+    assert story.startswith("240 runs (140 model sizes from 44M to 16B parameters"), story
+    assert "adversarial" not in story and "accuracy" not in story and "CIFAR-10" in story
+    assert law["accuracy_map"] is None and all(p["accuracy"] is None for p in law["plans"])
+    html = (out / "index.html").read_text()
+    assert "predicted robust accuracy" not in html and "Robust accuracy: not predicted" in html
+    assert {"isoflop", "law_fit", "forecast", "tradeoff"} <= set(result["figures"])
+    # one evaluation per run: no training curves to take an envelope of, and the page says why
+    assert "training curve" in result["failed_figures"]["training_curves"]

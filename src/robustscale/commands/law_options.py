@@ -1,4 +1,5 @@
-"""Options and output shared by the scaling-law commands (fit, plan, tradeoff, plot, simulate; report for its warnings)."""
+"""Options and output shared by the scaling-law commands (fit, plan, tradeoff, plot, simulate; report for
+its flags and warnings)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,23 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from robustscale.commands.output import sci, warn
+from robustscale.commands.output import warn
 from robustscale.errors import RobustscaleError
+from robustscale.formatting import sci
 
 LAW_HELP = "paper-approach1, paper-approach2, paper-approach3, or a law.json written by `robustscale fit`."
 LawOption = Annotated[str, typer.Option("--law", help=LAW_HELP)]
 FidOption = Annotated[float, typer.Option("--fid", help="FID of the training data (0 = ideal data).")]
 LevelOption = Annotated[float, typer.Option("--level", min=0.01, max=0.99,
                                             help="Central interval level for laws fitted with --bootstrap.")]
-FlopsListOption = Annotated[List[str], typer.Option("--flops", help="Training FLOPs budget(s): 1e25, or 1e22,1e24, or repeated.")]
+FlopsListOption = Annotated[List[str], typer.Option(
+    "--flops", help="Training FLOPs budget(s): 1e25, or 1e22,1e24, or repeated.")]
 SourcesOption = Annotated[Optional[List[str]], typer.Option(
-    "--quality-sources", help="Sources for ε, ζ (comma-separated or repeated; default: other sources with FID < 10).")]
+    "--quality-sources",
+    help="Sources for ε, ζ (comma-separated or repeated; default: other sources with FID < 10).")]
+AccuracyMapOption = Annotated[str, typer.Option(
+    "--accuracy-map", help="Loss -> accuracy regression: runs (fitted to the observations' accuracy column; "
+    "none without one) or paper-dg (the paper's CIFAR-10 DG regression, App. F.2.2).")]
 
 
 def parse_floats(values: List[str], name: str) -> list[float]:
@@ -27,7 +34,8 @@ def parse_floats(values: List[str], name: str) -> list[float]:
             try:
                 out.append(float(part))
             except ValueError:
-                raise RobustscaleError(f"{name}: expected a number or comma-separated numbers, got '{part}'") from None
+                raise RobustscaleError(f"{name}: expected a number or comma-separated numbers, "
+                                       f"got '{part}'") from None
     if not out:
         raise RobustscaleError(f"{name}: expected at least one value")
     return out
@@ -58,17 +66,42 @@ def warn_findings(diagnostics: list[dict] | None, anchored: dict | None) -> None
 
 
 def warn_nulls(rows: list[dict], what: str) -> None:
-    """JSON prints non-finite numbers as null: say so."""
+    """JSON prints non-finite numbers as null: say so (accuracy that no regression predicts is
+    `accuracy_unavailable`'s to explain)."""
+    skip = ("irreducible_loss", "accuracy_limit", "accuracy")
     for row in rows:
         for k, v in row.items():
-            if v is None and not k.endswith(("_lo", "_hi")) and k not in ("irreducible_loss", "accuracy_limit"):
+            if v is None and not k.endswith(("_lo", "_hi")) and k not in skip:
                 warn(f"{what} at {sci(row.get('flops'))} FLOPs: {k} is not a finite number (printed as null)")
 
 
-def with_interval(row: dict, key: str, fmt) -> str:
-    """'1.2e9' or '1.2e9 [3e8, 5e9]' when the row has the key's interval."""
-    text = fmt(row[key]) if row.get(key) is not None else "–"
-    lo, hi = row.get(f"{key}_lo"), row.get(f"{key}_hi")
-    if f"{key}_lo" in row:
-        text += f" [{fmt(lo) if lo is not None else '–'}, {fmt(hi) if hi is not None else '–'}]"
-    return text
+ACCURACY_UNAVAILABLE = ("accuracy: unavailable (null): the law has no loss -> accuracy regression, as its "
+                        "runs measured no accuracy (no accuracy column, or fewer than 2 runs with one); "
+                        "`robustscale fit --accuracy-map paper-dg` borrows the paper's CIFAR-10 one "
+                        "(App. F.2.2)")
+
+
+def warn_accuracy(est) -> None:
+    """Say once why a law's plans carry no accuracy."""
+    if getattr(est, "accuracy_", None) is None:
+        warn(ACCURACY_UNAVAILABLE)
+
+
+def warn_exclusions(excluded: list[dict] | None) -> None:
+    """One `warning:` line for the runs App. F.2.1's rule left out of a fit (law.json lists them)."""
+    if not excluded:
+        return
+    names = ", ".join(r["run"] for r in excluded[:3])
+    if len(excluded) > 3:
+        names += f" and {len(excluded) - 3} more"
+    warn(f"{len(excluded)} run(s) left out of the fit by {excluded[0]['reason']}: {names} (law.json: "
+         f"excluded_runs); --keep-small-runs keeps them")
+
+
+def warn_report(law_summary: dict) -> None:
+    """The warnings of a report's law (its `approach2` summary): the guard's findings, the runs left
+    out, and accuracy that no regression predicts. `report` and the demo print these."""
+    warn_findings(law_summary["diagnostics"], law_summary["anchored"])
+    warn_exclusions(law_summary["excluded_runs"])
+    if law_summary["accuracy_map"] is None:
+        warn(ACCURACY_UNAVAILABLE)

@@ -12,6 +12,9 @@ from typing import Annotated, Any, Callable, Iterable
 import typer
 
 from robustscale.fileio import dumps
+from robustscale.formatting import (
+    sci as sci,  # re-exported: commands format numbers through robustscale.formatting
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 
@@ -43,23 +46,27 @@ def console():
     return Console()
 
 
-def table(title: str | None, rows: Iterable[tuple[str, str]]) -> None:
-    """A two-column key/value table."""
+def new_table(title: str | None = None, caption: str | None = None, **kwargs):
+    """A rich table whose cells wrap at spaces, and fold rather than end in "…" where a word is wider
+    than its column: a narrow terminal never shows a cut number."""
     from rich.table import Table
 
-    t = Table(title=title, show_header=False)
+    return Table(title=title, caption=caption, caption_justify="left", **kwargs)
+
+
+def add_columns(t, *names: str) -> None:
+    for name in names:
+        t.add_column(name, justify="right", overflow="fold")
+
+
+def table(title: str | None, rows: Iterable[tuple[str, str]], caption: str | None = None) -> None:
+    """A two-column key/value table."""
+    t = new_table(title, caption, show_header=False)
+    t.add_column(overflow="fold")
+    t.add_column(overflow="fold")
     for k, v in rows:
         t.add_row(k, v)
     console().print(t)
-
-
-def sci(x: float | None) -> str:
-    """1.44e+10 -> 1.44e10: compact enough for an 80-column table; None/non-finite -> '–'."""
-    import math
-
-    if x is None or not math.isfinite(x):
-        return "–"
-    return f"{x:.3g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
 
 
 def _plain(v: Any) -> str:

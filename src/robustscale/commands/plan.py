@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from robustscale.commands.law_options import (FidOption, FlopsListOption, LawOption, LevelOption, load, parse_floats,
-                                              warn_nulls, with_interval)
-from robustscale.commands.output import JsonOption, console, emit, sci
+from robustscale.commands.law_options import (
+    FidOption,
+    FlopsListOption,
+    LawOption,
+    LevelOption,
+    load,
+    parse_floats,
+    warn_accuracy,
+    warn_nulls,
+)
+from robustscale.commands.output import JsonOption, add_columns, console, emit, new_table
+from robustscale.formatting import fixed, pct, sci, with_interval
 
 
 def plan(
@@ -16,37 +25,44 @@ def plan(
     level: LevelOption = 0.9,
     json_output: JsonOption = False,
 ) -> None:
-    """Compute-optimal model size N*, data size D*, loss and robust accuracy at FLOPs budgets,
-    with intervals (n_star_lo, n_star_hi, ...) when the law was fitted with --bootstrap."""
+    """Compute-optimal model size N*, data size D*, loss and robust accuracy at FLOPs budgets.
+
+    A law fitted with --bootstrap adds intervals (n_star_lo, n_star_hi, ...). Accuracy is null
+    for a law without a loss -> accuracy regression.
+    """
     from robustscale.laws import plan_table
 
-    rows = plan_table(load(law), parse_floats(flops, "flops"), fid, level)
+    est = load(law)
+    rows = plan_table(est, parse_floats(flops, "flops"), fid, level)
     warn_nulls(rows, "plan")
+    warn_accuracy(est)
     emit(rows[0] if len(rows) == 1 else {"plans": rows}, json_output, lambda _: _render(rows, law, fid))
 
 
 def _render(rows: list[dict], law: str, fid: float) -> None:
-    from rich.table import Table
-
+    """One row per budget; what does not change with the budget (E', the accuracy limit) goes in
+    the caption, so the table fits 80 columns and intervals wrap inside their cells."""
+    first = rows[0]
     title = f"compute-optimal plan ({law}, FID={fid:g})"
-    if "level" in rows[0]:
-        title += f", [{100 * rows[0]['level']:.0f}% bootstrap interval]"
-    t = Table(title=title)
-    for col in ("FLOPs", "N*", "D*", "loss", "acc.", "E'", "acc. limit", "a", "b"):
-        t.add_column(col, justify="right")
-
-    def pct(x):
-        return f"{100 * x:.1f}%"
-
+    if "level" in first:
+        title += f", [{100 * first['level']:.0f}% bootstrap interval]"
+    has_accuracy = first["accuracy"] is not None
+    caption = []
+    if first["irreducible_loss"] is not None:
+        caption.append(f"E' (loss at infinite compute) {fixed(first['irreducible_loss'])}"
+                       + (f", accuracy limit {pct(first['accuracy_limit'])}" if has_accuracy else ""))
+    if not has_accuracy:
+        caption.append("robust accuracy: unavailable (the law has no loss -> accuracy regression)")
+    t = new_table(title, "\n".join(caption) or None)
+    columns = ["FLOPs", "N*", "D*", "loss"] + (["acc."] if has_accuracy else []) + ["a", "b"]
+    add_columns(t, *columns)
     for p in rows:
-        t.add_row(sci(p["flops"]), with_interval(p, "n_star", sci), with_interval(p, "d_star", sci),
-                  with_interval(p, "loss", lambda x: f"{x:.4f}"), with_interval(p, "accuracy", pct),
-                  "–" if p["irreducible_loss"] is None else f"{p['irreducible_loss']:.4f}",
-                  "–" if p["accuracy_limit"] is None else pct(p["accuracy_limit"]), f"{p['a']:.3f}", f"{p['b']:.3f}")
-    from rich.console import Console
-
-    wide = "level" in rows[0]  # intervals need the room: a terminal rewraps, a file keeps the lines
-    (Console(width=max(150, console().width)) if wide else console()).print(t)
+        cells = [sci(p["flops"]), with_interval(p, "n_star", sci), with_interval(p, "d_star", sci),
+                 with_interval(p, "loss", fixed)]
+        if has_accuracy:
+            cells.append(with_interval(p, "accuracy", pct))
+        t.add_row(*cells, fixed(p["a"], 3), fixed(p["b"], 3))
+    console().print(t)
 
 
 def register(app: typer.Typer) -> None:

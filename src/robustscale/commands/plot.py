@@ -23,7 +23,8 @@ class PlotKind(str, Enum):
 
 
 def plot(
-    kind: PlotKind = typer.Argument(..., help="isoflop (Fig. 4/5), envelope (Fig. 3), forecast (Fig. 1), tradeoff (Fig. 7)."),
+    kind: PlotKind = typer.Argument(..., help="isoflop (Fig. 4/5), envelope (Fig. 3), forecast (Fig. 1), "
+                                    "tradeoff (Fig. 7)."),
     out: Path = typer.Option(..., "--out", help="Figure file, .png or .svg (its folder must exist)."),
     law: Optional[str] = typer.Option(None, "--law", help=LAW_HELP + " (isoflop, forecast, tradeoff)."),
     obs: Optional[Path] = typer.Option(None, "--obs", help="Observations (isoflop, envelope)."),

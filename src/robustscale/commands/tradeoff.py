@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from robustscale.commands.law_options import FidOption, LawOption, LevelOption, load, warn_nulls, with_interval
-from robustscale.commands.output import JsonOption, emit, sci, table
+from robustscale.commands.law_options import (
+    FidOption,
+    LawOption,
+    LevelOption,
+    load,
+    warn_accuracy,
+    warn_nulls,
+)
+from robustscale.commands.output import JsonOption, emit, table
+from robustscale.formatting import fixed, num, pct, sci, with_interval
 
 
 def tradeoff(
@@ -16,12 +24,16 @@ def tradeoff(
     level: LevelOption = 0.9,
     json_output: JsonOption = False,
 ) -> None:
-    """Smaller model, more data (Eq 6): the data multiple and compute overhead at equal loss, with
-    the budget's plan (and intervals when the law was fitted with --bootstrap)."""
+    """Smaller model, more data (Eq 6): the data multiple and compute overhead at equal loss.
+
+    Shows the budget's plan too, with intervals when the law was fitted with --bootstrap.
+    """
     from robustscale.laws import tradeoff_table
 
-    result = tradeoff_table(load(law), flops, fid, omega_n, level)
+    est = load(law)
+    result = tradeoff_table(est, flops, fid, omega_n, level)
     warn_nulls([result, result["plan"]], "trade-off")
+    warn_accuracy(est)
     emit(result, json_output, _render)
 
 
@@ -29,11 +41,13 @@ def _render(r: dict) -> None:
     p = r["plan"]
     table("trade-off (Eq 6)", [
         ("omega_n", f"{r['omega_n']:g}"),
-        ("omega_d", with_interval(r, "omega_d", lambda x: f"{x:.4g}")),
-        ("overhead", with_interval(r, "overhead", lambda x: f"{100 * x:.2f}%")),
+        ("omega_d", with_interval(r, "omega_d", num)),
+        ("overhead", with_interval(r, "overhead", lambda x: pct(x, 2))),
         ("n", sci(r["n"])), ("d", sci(r["d"])),
-        ("N* at this budget", with_interval(p, "n_star", sci)), ("D* at this budget", with_interval(p, "d_star", sci)),
-        ("loss", with_interval(p, "loss", lambda x: f"{x:.4f}")),
+        ("N* at this budget", with_interval(p, "n_star", sci)),
+        ("D* at this budget", with_interval(p, "d_star", sci)),
+        ("loss", with_interval(p, "loss", fixed)),
+        ("robust accuracy", "unavailable" if p["accuracy"] is None else with_interval(p, "accuracy", pct)),
     ])
 
 

@@ -32,6 +32,8 @@ class AccuracyRegression:
 
 # App. F.2.2: regression of accuracy on loss over DG runs at each run's minimum loss, R² = 0.98.
 PAPER_ACCURACY = AccuracyRegression(slope=-0.7496, intercept=1.2575, r2=0.98, source="DG")
+# Regressions a law may borrow when asked by name (`accuracy_map`): measured on other runs than its own.
+ACCURACY_MAPS = {"paper-dg": PAPER_ACCURACY}
 
 
 def fit_accuracy(obs: pd.DataFrame, source: str | None = None) -> AccuracyRegression:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from robustscale.errors import RobustscaleError
-from robustscale.laws.base import Interval, ScalingLaw
+from robustscale.laws.base import COMMON_CONSTRAINTS, Interval, ScalingLaw
 from robustscale.laws.observations import load_observations, sources
 
 N_QUERY_FLOPS = 1000  # App. F.1: "a set F of 1000 logarithmically spaced values of training FLOPs"
@@ -32,7 +32,8 @@ def envelope(obs: pd.DataFrame, n_flops: int = N_QUERY_FLOPS) -> pd.DataFrame:
     best_run = np.full(n_flops, "", dtype=object)
     for run, curve in obs.sort_values("flops").groupby("run", sort=False):
         lf = np.log(curve["flops"].to_numpy())
-        inside = (query >= curve["flops"].iloc[0] * (1 - 1e-12)) & (query <= curve["flops"].iloc[-1] * (1 + 1e-12))
+        first, last = curve["flops"].iloc[0], curve["flops"].iloc[-1]
+        inside = (query >= first * (1 - 1e-12)) & (query <= last * (1 + 1e-12))
         lq = np.log(query[inside])
         loss = np.interp(lq, lf, curve["loss"].to_numpy())
         d = np.exp(np.interp(lq, lf, np.log(curve["samples"].to_numpy())))
@@ -58,7 +59,8 @@ class Approach1(ScalingLaw):
     """Envelope regressions per source (App. F.1).
 
     Parameters (keyword-only, checked when `fit` starts): source (fit only this source; None =
-    every source with at least 2 runs), n_flops (query budgets, 1000 in the paper).
+    every source with at least 2 runs), n_flops (query budgets, 1000 in the paper), accuracy_map
+    (as Approach 2's).
     Fitted: params_ {source: {fid, a, b, c, log_n0, log_d0, log_l0, n_points}} with
     N* = exp(log_n0)·F^a, D* = exp(log_d0)·F^b, L* = exp(log_l0)·F^c; a_, b_ ({source: value});
     envelopes_ ({source: DataFrame from `envelope`}); objective_ (sum of squared log residuals).
@@ -66,11 +68,14 @@ class Approach1(ScalingLaw):
     """
 
     approach = 1
-    _parameter_constraints = {"source": [None, str], "n_flops": [Interval(Integral, 2, None)]}
+    _parameter_constraints = {"source": [None, str], "n_flops": [Interval(Integral, 2, None)],
+                              "accuracy_map": COMMON_CONSTRAINTS["accuracy_map"]}
 
-    def __init__(self, *, source: str | None = None, n_flops: int = N_QUERY_FLOPS):
+    def __init__(self, *, source: str | None = None, n_flops: int = N_QUERY_FLOPS,
+                 accuracy_map: str = "runs"):
         self.source = source
         self.n_flops = n_flops
+        self.accuracy_map = accuracy_map
 
     def fit(self, obs) -> "Approach1":
         """Fit to an observations table (path or DataFrame); returns self."""
@@ -80,10 +85,15 @@ class Approach1(ScalingLaw):
         params, envelopes, sse = {}, {}, 0.0
         for name in names:
             rows = obs[obs["source"] == name]
-            if rows["run"].nunique() < 2:
+            # an envelope of training curves needs curves: runs with at least 2 evaluations each
+            curves = rows.groupby("run").filter(lambda run: len(run) >= 2)
+            if curves["run"].nunique() < 2:
                 if self.source is not None:
-                    raise RobustscaleError(f"source: '{name}' has {rows['run'].nunique()} run(s); Approach 1 needs at least 2")
+                    raise RobustscaleError(f"source: '{name}' has {curves['run'].nunique()} run(s) with a "
+                                           "training curve "
+                                           "(2 or more evaluations); Approach 1 needs at least 2")
                 continue
+            rows = curves
             env = envelope(rows, self.n_flops)
             if env["flops"].nunique() < 2:
                 continue
@@ -97,7 +107,9 @@ class Approach1(ScalingLaw):
                             "log_d0": log_d0, "log_l0": log_l0, "n_points": int(len(env))}
             envelopes[name] = env
         if not params:
-            raise RobustscaleError("observations: no source has 2 runs spanning distinct FLOPs; Approach 1 cannot fit")
+            raise RobustscaleError("observations: no source has 2 runs with training curves (2 or more "
+                                   "evaluations "
+                                   "each) spanning distinct FLOPs; Approach 1 cannot fit")
         self.params_, self.envelopes_, self.objective_ = params, envelopes, sse
         self.a_ = {k: v["a"] for k, v in params.items()}
         self.b_ = {k: v["b"] for k, v in params.items()}
@@ -105,6 +117,7 @@ class Approach1(ScalingLaw):
         self.diagnostics_ = self._fit_common(obs, self.source)
         self.identified_ = {}
         self.anchored_ = None
+        self.excluded_runs_ = []
         return self
 
     def _load_extra(self, d: dict) -> None:
@@ -126,7 +139,8 @@ class Approach1(ScalingLaw):
         """(n_star, d_star, loss) from the power laws of the source nearest in FID."""
         p = self.params_[self.source_for(fid, source)]
         f = np.asarray(flops, dtype=float)
-        return (np.exp(p["log_n0"]) * f ** p["a"], np.exp(p["log_d0"]) * f ** p["b"], np.exp(p["log_l0"]) * f ** p["c"])
+        return (np.exp(p["log_n0"]) * f ** p["a"], np.exp(p["log_d0"]) * f ** p["b"],
+                np.exp(p["log_l0"]) * f ** p["c"])
 
     def exponents(self, flops: float, fid: float = 0.0) -> tuple[float, float]:
         """The envelope regressions' a, b of the source nearest in FID."""

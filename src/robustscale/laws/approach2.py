@@ -12,16 +12,29 @@ import pandas as pd
 
 from robustscale.errors import RobustscaleError
 from robustscale.laws.base import COMMON_CONSTRAINTS, Interval, ParametricLaw
-from robustscale.laws.guard import (EXPONENT_BOUNDS, EXPONENTS, LOG_COEFFICIENT_BOUNDS, bound_findings, covariance,
-                                    design_findings, finding, flat_findings, identified, log_bound_findings,
-                                    require_finite, spread_findings)
+from robustscale.laws.guard import (
+    EXPONENT_BOUNDS,
+    EXPONENTS,
+    LOG_COEFFICIENT_BOUNDS,
+    bound_findings,
+    covariance,
+    design_findings,
+    finding,
+    flat_findings,
+    identified,
+    log_bound_findings,
+    require_finite,
+    spread_findings,
+)
 from robustscale.laws.huber import grid, huber, multistart
 from robustscale.laws.observations import HIGH_QUALITY_FID
 from robustscale.laws.optimal import omega_d, optimal_allocation
 from robustscale.laws.planning import default_budget
+from robustscale.laws.presets import read_law
 
 # App. F.2.1 initialisation grids (a = log A, b = log B, e = log E): 5^5 = 3125 base starts ...
-BASE_GRID = ([0, 1, 2, 5, 10], [0, 1, 2, 5, 10], [-1, -0.5, 0, 0.5, 1], [0, 0.1, 0.25, 0.5, 1], [0, 0.1, 0.25, 0.5, 1])
+BASE_GRID = ([0, 1, 2, 5, 10], [0, 1, 2, 5, 10], [-1, -0.5, 0, 0.5, 1], [0, 0.1, 0.25, 0.5, 1],
+             [0, 0.1, 0.25, 0.5, 1])
 # ... and 4 x 3 = 12 starts for (ζ, ε).
 QUALITY_GRID = ([-0.3, -0.15, 0.15, 0.3], [0.01, 0.1, 0.2])
 
@@ -73,12 +86,14 @@ class Approach2(ParametricLaw):
         over α, β to the Huber objective (n runs): moving α by 1 then costs λ times what every run's
         log residual growing by 1 costs.
     warm_start: start from the current params_ instead of the App. F.2.1 grid (bootstrap refits).
+    accuracy_map: 'runs' regresses accuracy on loss over the runs that measured it (none without);
+        'paper-dg' borrows the paper's CIFAR-10 DG regression (App. F.2.2).
     The base fit holds ε = ζ = 0, so it learns the base source's own E', B'; the quality fit then
     keeps the base source's predictions fixed and learns how E', B' move with log(1+FID), giving
     E, B at FID = 0. With one source ε = ζ = 0 (or the prior's) and E, B are that source's E', B'.
     Fitted: params_ {A, B, E, alpha, beta, epsilon, zeta}, objective_ (base-fit Huber objective),
     quality_objective_, n_obs_ (runs fitted), base_source_, quality_sources_, sources_, accuracy_,
-    flops_per_param_sample_, diagnostics_, identified_, anchored_.
+    accuracy_map_, excluded_runs_, flops_per_param_sample_, diagnostics_, identified_, anchored_.
     """
 
     approach = 2
@@ -95,7 +110,7 @@ class Approach2(ParametricLaw):
     def __init__(self, *, huber_delta: float = 1e-3, exclude_small_runs: bool = True,
                  base_source: str | None = None, quality_sources: list[str] | None = None,
                  flops_per_param_sample: float | None = None, prior: str | None = None,
-                 prior_strength: float | None = None, warm_start: bool = False):
+                 prior_strength: float | None = None, warm_start: bool = False, accuracy_map: str = "runs"):
         self.huber_delta = huber_delta
         self.exclude_small_runs = exclude_small_runs
         self.base_source = base_source
@@ -104,17 +119,20 @@ class Approach2(ParametricLaw):
         self.prior = prior
         self.prior_strength = prior_strength
         self.warm_start = warm_start
+        self.accuracy_map = accuracy_map
 
     def fit(self, obs) -> "Approach2":
         """Fit to an observations table (path or DataFrame); returns self."""
         obs, runs = self._fit_runs(obs)
         if runs.empty:
-            raise RobustscaleError("observations: no runs left after App. F.2.1's exclusion (N<100M, D>10M, FID<10); "
+            raise RobustscaleError("observations: no runs left after App. F.2.1's exclusion (N<100M, D>10M, "
+                                   "FID<10); "
                                    "fit with exclude_small_runs=False")
         base = self.base_source if self.base_source is not None else _default_base(runs)
         base_runs = runs[runs["source"] == base]
         if len(base_runs) < 2:
-            raise RobustscaleError(f"base_source: '{base}' has {len(base_runs)} run(s) to fit; need at least 2")
+            raise RobustscaleError(f"base_source: '{base}' has {len(base_runs)} run(s) to fit; need at least "
+                                   "2")
         prior = _prior_values(self.prior)
         base_fid = float(base_runs["fid"].iloc[0])
         q_s = float(np.log1p(base_fid))
@@ -130,12 +148,14 @@ class Approach2(ParametricLaw):
                                               None if warm is None else warm[5:])
         else:
             self.quality_objective_ = None
-            zeta, epsilon = (prior["zeta"], prior["epsilon"]) if prior and prior["approach"] == 2 else (0.0, 0.0)
-            how = f"the prior's ({epsilon:.3g}, {zeta:.3g})" if prior and prior["approach"] == 2 else "0"
+            from_prior = prior is not None and prior["approach"] == 2
+            zeta, epsilon = (prior["zeta"], prior["epsilon"]) if from_prior else (0.0, 0.0)
+            how = f"the prior's ({epsilon:.3g}, {zeta:.3g})" if from_prior else "0"
             findings += [finding(k, "design", f"one data quality (FID {base_fid:g}) among the fitted runs: "
                                               f"epsilon, zeta set to {how}") for k in ("epsilon", "zeta")]
-        self.params_ = {"A": float(np.exp(a)), "B": float(np.exp(b_s - zeta * q_s)), "E": float(np.exp(e_s - epsilon * q_s)),
-                        "alpha": float(alpha), "beta": float(beta), "epsilon": float(epsilon), "zeta": float(zeta)}
+        self.params_ = {"A": float(np.exp(a)), "B": float(np.exp(b_s - zeta * q_s)),
+                        "E": float(np.exp(e_s - epsilon * q_s)), "alpha": float(alpha), "beta": float(beta),
+                        "epsilon": float(epsilon), "zeta": float(zeta)}
         require_finite(self.params_)
         self.n_obs_ = int(len(base_runs) + (len(qual_runs) if fit_quality else 0))
         self.base_source_ = base
@@ -195,7 +215,9 @@ class Approach2(ParametricLaw):
             full = np.concatenate([np.full_like(z, a), b_s - z * q_s, e_s - ep * q_s,
                                    np.full_like(z, alpha), np.full_like(z, beta), ep, z], axis=1)
             v, g = huber_objective(full, qn, qd, qq, ql, delta, need_grad)
-            return v, (np.stack([g[:, 6] - q_s * g[:, 1], g[:, 5] - q_s * g[:, 2]], axis=1) if need_grad else None)
+            if not need_grad:
+                return v, None
+            return v, np.stack([g[:, 6] - q_s * g[:, 1], g[:, 5] - q_s * g[:, 2]], axis=1)
 
         starts = grid(*QUALITY_GRID) if warm is None else np.array([[warm[1], warm[0]]])
         (zeta, epsilon), self.quality_objective_ = multistart(quality_fg, starts, keep=12)
@@ -204,8 +226,8 @@ class Approach2(ParametricLaw):
     def _warm_theta(self, q_s) -> np.ndarray:
         """The current fit as (a, b_s, e_s, α, β, ε, ζ) at the base source's quality."""
         p = self.params_
-        return np.array([np.log(p["A"]), np.log(p["B"]) + p["zeta"] * q_s, np.log(p["E"]) + p["epsilon"] * q_s,
-                         p["alpha"], p["beta"], p["epsilon"], p["zeta"]])
+        return np.array([np.log(p["A"]), np.log(p["B"]) + p["zeta"] * q_s,
+                         np.log(p["E"]) + p["epsilon"] * q_s, p["alpha"], p["beta"], p["epsilon"], p["zeta"]])
 
     def _guard(self, base_runs, qual_runs, q_s, prior) -> list[dict]:
         """Findings on the fitted parameters (see robustscale.laws.guard)."""
@@ -216,14 +238,17 @@ class Approach2(ParametricLaw):
             # interior optimum (A -> 0 would say model size does not matter at all).
             return [finding(k, "anchored", f"{k} = {p[k]:.4g} kept from the prior {self.prior}, not fitted")
                     for k in EXPONENTS] + log_bound_findings(dict(zip(("A", "B", "E"), theta[:3])))
-        out = bound_findings(p) + log_bound_findings(dict(zip(("A", "B", "E"), theta[:3]))) + design_findings(base_runs)
+        out = (bound_findings(p) + log_bound_findings(dict(zip(("A", "B", "E"), theta[:3])))
+               + design_findings(base_runs))
         ln, ld, q, ll = _arrays(base_runs)
         log_l, jac = log_loss_grad(theta[None, :5], ln, ld, q)
         cov = covariance(jac[0], log_l[0] - ll, self.huber_delta)
         se = np.sqrt(np.diag(cov))
-        out += flat_findings(("A", "B", "E", "alpha", "beta"), theta[:5], se, ("log", "log", "log", "exponent", "exponent"))
+        out += flat_findings(("A", "B", "E", "alpha", "beta"), theta[:5], se,
+                             ("log", "log", "log", "exponent", "exponent"))
         flops = default_budget(self)
-        out += spread_findings(_log_n_star_grad(theta[:5], np.log(flops / self.flops_per_param_sample_)), cov, flops)
+        grad = _log_n_star_grad(theta[:5], np.log(flops / self.flops_per_param_sample_))
+        out += spread_findings(grad, cov, flops)
         if qual_runs is not None:  # the quality fit moves ε, ζ with b, e tied to the base source's
             qn, qd, qq, ql = _arrays(qual_runs)
             log_l, jac = log_loss_grad(self._warm_theta(0.0)[None, :], qn, qd, qq)
@@ -236,7 +261,8 @@ class Approach2(ParametricLaw):
         return out
 
     def _extra_dict(self) -> dict:
-        return {"base_source": getattr(self, "base_source_", None), "quality_sources": getattr(self, "quality_sources_", None),
+        return {"base_source": getattr(self, "base_source_", None),
+                "quality_sources": getattr(self, "quality_sources_", None),
                 "quality_objective": getattr(self, "quality_objective_", None)}
 
     def _load_extra(self, d: dict) -> None:
@@ -255,7 +281,8 @@ class Approach2(ParametricLaw):
         self._check_fitted()
         p = self.params_
         b_prime, e_prime = self.quality_terms(np.asarray(fid, dtype=float))
-        return p["A"] * np.asarray(n, dtype=float) ** -p["alpha"] + b_prime * np.asarray(d, dtype=float) ** -p["beta"] + e_prime
+        n, d = np.asarray(n, dtype=float), np.asarray(d, dtype=float)
+        return p["A"] * n ** -p["alpha"] + b_prime * d ** -p["beta"] + e_prime
 
     def irreducible_loss(self, fid: float = 0.0) -> float:
         return float(self.quality_terms(fid)[1])
@@ -286,13 +313,14 @@ def _prior_values(prior: str | None) -> dict | None:
     """{approach, alpha, beta, epsilon, zeta} of a prior law (a preset name or law.json)."""
     if prior is None:
         return None
-    from robustscale.laws.presets import load_law
-
-    law = load_law(prior)
-    if "alpha" not in law.params_ or "beta" not in law.params_:
-        raise RobustscaleError(f"prior: {prior} is an approach {law.approach} law; a prior needs alpha and beta "
+    law = read_law(prior)
+    params = law["params"]
+    if "alpha" not in params or "beta" not in params:
+        raise RobustscaleError(f"prior: {prior} is an approach {law['approach']} law; a prior needs alpha "
+                               "and beta "
                                "(approach 2 or 3)")
-    return {"approach": law.approach, **{k: float(law.params_.get(k, 0.0)) for k in ("alpha", "beta", "epsilon", "zeta")}}
+    return {"approach": law["approach"],
+            **{k: float(params.get(k, 0.0)) for k in ("alpha", "beta", "epsilon", "zeta")}}
 
 
 def _default_quality(runs: pd.DataFrame, base: str) -> list[str]:

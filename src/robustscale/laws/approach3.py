@@ -10,13 +10,20 @@ from scipy.optimize import brentq, minimize_scalar
 
 from robustscale.errors import RobustscaleError
 from robustscale.laws.base import COMMON_CONSTRAINTS, ParametricLaw
-from robustscale.laws.guard import (EXPONENT_BOUNDS, LOG_COEFFICIENT_BOUNDS, bound_findings, design_findings,
-                                    identified, require_finite)
+from robustscale.laws.guard import (
+    EXPONENT_BOUNDS,
+    LOG_COEFFICIENT_BOUNDS,
+    bound_findings,
+    design_findings,
+    identified,
+    require_finite,
+)
 from robustscale.laws.huber import grid, huber, multistart
 
 # App. F.3.1 initialisation grid over (A, B, E, Q, α, β, κ, ε): 3·3·2·2·3·3·2·1 = 648 starts.
 # A, B, Q are optimised in log space (positive by construction).
-INIT_GRID = ([5, 6, 7], [6500, 7000, 7500], [0.6, 0.5], [0.01, 0.5], [0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [0.8, 0.6], [0.01])
+INIT_GRID = ([5, 6, 7], [6500, 7000, 7500], [0.6, 0.5], [0.01, 0.5], [0.1, 0.2, 0.3], [0.1, 0.2, 0.3],
+             [0.8, 0.6], [0.01])
 
 
 def loss_grad(theta: np.ndarray, log_n, log_d, fid):
@@ -66,7 +73,7 @@ class Approach3(ParametricLaw):
     Parameters (keyword-only, checked when `fit` starts): huber_delta (δ = 1e-3, as Approach 2),
     exclude_small_runs (App. F.2.1/F.3.1 rule, on by default), flops_per_param_sample (c in
     FLOPs = c·N·D; None = measured from the observations), warm_start (start from the current
-    params_ instead of the grid: bootstrap refits).
+    params_ instead of the grid: bootstrap refits), accuracy_map (as Approach 2's).
     Fitted: params_ {A, B, E, Q, alpha, beta, kappa, epsilon}, objective_, n_obs_, sources_,
     accuracy_, flops_per_param_sample_, diagnostics_, identified_. Note B enters as (B/D)^β, so B^β
     compares with Approach 2's B.
@@ -80,17 +87,20 @@ class Approach3(ParametricLaw):
                        EXPONENT_BOUNDS, EXPONENT_BOUNDS, (-10.0, 10.0), (-10.0, 10.0)])
 
     def __init__(self, *, huber_delta: float = 1e-3, exclude_small_runs: bool = True,
-                 flops_per_param_sample: float | None = None, warm_start: bool = False):
+                 flops_per_param_sample: float | None = None, warm_start: bool = False,
+                 accuracy_map: str = "runs"):
         self.huber_delta = huber_delta
         self.exclude_small_runs = exclude_small_runs
         self.flops_per_param_sample = flops_per_param_sample
         self.warm_start = warm_start
+        self.accuracy_map = accuracy_map
 
     def fit(self, obs) -> "Approach3":
         """Fit to an observations table (path or DataFrame); returns self."""
         obs, runs = self._fit_runs(obs)
         if len(runs) < 2:
-            raise RobustscaleError(f"observations: {len(runs)} run(s) left to fit Approach 3; need at least 2")
+            raise RobustscaleError(f"observations: {len(runs)} run(s) left to fit Approach 3; need at least "
+                                   "2")
         ln, ld = np.log(runs["params"].to_numpy()), np.log(runs["samples"].to_numpy())
         fid, ll = runs["fid"].to_numpy(), np.log(runs["loss"].to_numpy())
         if self.warm_start and hasattr(self, "params_"):
@@ -100,7 +110,8 @@ class Approach3(ParametricLaw):
         else:
             starts = grid(*INIT_GRID)
             starts[:, [0, 1, 3]] = np.log(starts[:, [0, 1, 3]])
-        theta, self.objective_ = multistart(lambda t, g: huber_objective(t, ln, ld, fid, ll, self.huber_delta), starts,
+        delta = self.huber_delta
+        theta, self.objective_ = multistart(lambda t, g: huber_objective(t, ln, ld, fid, ll, delta), starts,
                                             bounds=self.BOUNDS)
         la, lb, e, lq, al, be, ka, ep = theta
         self.params_ = {"A": float(np.exp(la)), "B": float(np.exp(lb)), "E": float(e), "Q": float(np.exp(lq)),

@@ -9,9 +9,16 @@ from numbers import Integral, Real
 import numpy as np
 
 from robustscale.errors import RobustscaleError
-from robustscale.laws.accuracy import PAPER_ACCURACY, AccuracyRegression, fit_accuracy
-from robustscale.laws.observations import (final_points, load_observations, observed_flops_per_param_sample,
-                                           small_run_mask)
+from robustscale.laws.accuracy import ACCURACY_MAPS, AccuracyRegression, fit_accuracy
+from robustscale.laws.guard import flops_findings
+from robustscale.laws.observations import (
+    SMALL_RUN_RULE,
+    final_points,
+    load_observations,
+    observed_flops_per_param_sample,
+    small_run_mask,
+    sources,
+)
 from robustscale.laws.optimal import FLOPS_PER_PARAM_SAMPLE
 
 # -- declared parameter constraints (scikit-learn's `_parameter_constraints` is the model) ----------
@@ -33,10 +40,13 @@ class Interval:
         name = "an integer" if self.kind is Integral else "a number"
         lo = "-inf" if self.lo is None else f"{self.lo:g}"
         hi = "inf" if self.hi is None else f"{self.hi:g}"
-        return f"{name} in {'(' if self.open_lo or self.lo is None else '['}{lo}, {hi}{']' if self.hi is not None else ')'}"
+        left = "(" if self.open_lo or self.lo is None else "["
+        return f"{name} in {left}{lo}, {hi}{']' if self.hi is not None else ')'}"
 
 
 def _accepts(rule, v) -> bool:
+    if isinstance(rule, tuple):  # one of these strings
+        return v in rule
     if rule is None:
         return v is None
     if rule is bool:
@@ -49,6 +59,8 @@ def _accepts(rule, v) -> bool:
 
 
 def _describe(rule) -> str:
+    if isinstance(rule, tuple):
+        return "one of " + ", ".join(repr(v) for v in rule)
     if isinstance(rule, Interval):
         return str(rule)
     return {None: "None", bool: "a bool", str: "a string", "str list": "a list of source names"}[rule]
@@ -59,9 +71,11 @@ class ScalingLaw:
     them against `_parameter_constraints` and sets `*_` attributes).
 
     Fitted attributes: params_ (dict), objective_, n_obs_, sources_ ({name: fid}), accuracy_
-    (AccuracyRegression), flops_per_param_sample_, diagnostics_ (list of findings), identified_
-    ({param: bool}), anchored_ (None or {prior, reason, strength}), bootstrap_ (list of params dicts,
-    or None).
+    (AccuracyRegression, or None where the runs measured no accuracy and none was asked for),
+    accuracy_map_ ('runs', a name of ACCURACY_MAPS, or None), excluded_runs_ (the runs App. F.2.1's
+    rule left out: run, source, params, samples, fid, reason), flops_per_param_sample_, diagnostics_
+    (list of findings), identified_ ({param: bool}), anchored_ (None or {prior, reason, strength}),
+    bootstrap_ (list of params dicts, or None).
     """
 
     approach: int = 0
@@ -76,7 +90,8 @@ class ScalingLaw:
         known = self.get_params()
         for k, v in params.items():
             if k not in known:
-                raise RobustscaleError(f"{k}: not a parameter of {type(self).__name__} (parameters: {', '.join(known)})")
+                raise RobustscaleError(f"{k}: not a parameter of {type(self).__name__} (parameters: "
+                                       f"{', '.join(known)})")
             setattr(self, k, v)
         return self
 
@@ -90,24 +105,24 @@ class ScalingLaw:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "params_"):
-            raise RobustscaleError(f"{type(self).__name__}: not fitted; call fit(observations) or load_law() first")
+            raise RobustscaleError(f"{type(self).__name__}: not fitted; call fit(observations) or load_law() "
+                                   "first")
 
     def _fit_runs(self, obs):
         """(validated observations, each run's final point after App. F.2.1's optional exclusion)."""
         self._validate_params()
         obs = load_observations(obs)
         runs = final_points(obs)
-        if self.exclude_small_runs:
-            runs = runs[~small_run_mask(runs)]
-        return obs, runs
+        small = small_run_mask(runs) if self.exclude_small_runs else np.zeros(len(runs), bool)
+        self.excluded_runs_ = [{"run": r.run, "source": r.source, "params": float(r.params),
+                                "samples": float(r.samples), "fid": float(r.fid), "reason": SMALL_RUN_RULE}
+                               for r in runs[small].itertuples()]
+        return obs, runs[~small]
 
     def _fit_common(self, obs, accuracy_source: str | None) -> list[dict]:
         """The fitted attributes every approach sets the same way; returns the FLOPs-constant finding."""
-        from robustscale.laws.guard import flops_findings
-        from robustscale.laws.observations import sources
-
         self.sources_ = sources(obs)
-        self.accuracy_ = self._fit_accuracy(obs, accuracy_source)
+        self.accuracy_, self.accuracy_map_ = self._fit_accuracy(obs, accuracy_source)
         observed = observed_flops_per_param_sample(obs)
         given = getattr(self, "flops_per_param_sample", None)
         if given is not None:
@@ -119,20 +134,28 @@ class ScalingLaw:
         self.bootstrap_ = None
         return flops_findings(observed) if given is None else []
 
-    def _fit_accuracy(self, obs, source: str | None) -> AccuracyRegression:
-        """Own loss->accuracy regression where the observations have accuracy, else the paper's."""
+    def _fit_accuracy(self, obs, source: str | None) -> tuple[AccuracyRegression | None, str | None]:
+        """(loss->accuracy regression, where it comes from): the one asked for by name, else the
+        runs' own where they measured accuracy, else none (never a borrowed one unasked)."""
+        if self.accuracy_map != "runs":
+            return ACCURACY_MAPS[self.accuracy_map], self.accuracy_map
         if "accuracy" in obs.columns and obs["accuracy"].notna().any():
-            rows = obs if source is None or not (obs["source"] == source).any() else obs[obs["source"] == source]
+            own = obs["source"] == source
+            rows = obs if source is None or not own.any() else obs[own]
             try:
-                return fit_accuracy(rows, source=None if rows is obs else source)
-            except RobustscaleError:
+                return fit_accuracy(rows, source=None if rows is obs else source), "runs"
+            except RobustscaleError:  # fewer than 2 runs with accuracy: nothing to regress
                 pass
-        return PAPER_ACCURACY
+        return None, None
 
     # -- predictions every approach offers ------------------------------------------------------
     def predict_accuracy(self, loss):
         """Robust accuracy predicted from loss with the law's regression (App. F.2.2)."""
         self._check_fitted()
+        if self.accuracy_ is None:
+            raise RobustscaleError("accuracy_map: the law has no loss -> accuracy regression (its runs "
+                                   "measured no accuracy); fit with accuracy_map='paper-dg' to borrow "
+                                   "the paper's")
         return self.accuracy_.predict(loss)
 
     def irreducible_loss(self, fid: float = 0.0) -> float | None:
@@ -150,7 +173,8 @@ class ScalingLaw:
         """Compute-optimal N*, D*, predicted loss and accuracy at a FLOPs budget and FID.
 
         Returns: dict with n_star, d_star, loss, accuracy, irreducible_loss, accuracy_limit
-        (accuracy at infinite compute), flops, fid, a, b.
+        (accuracy at infinite compute), flops, fid, a, b; accuracy and accuracy_limit are None for
+        a law without a loss -> accuracy regression.
         """
         self._check_fitted()
         flops, fid = _positive(flops, "flops"), _nonnegative(fid, "fid")
@@ -158,18 +182,20 @@ class ScalingLaw:
             n, d, loss = self.optimum(flops, fid)
             e = self.irreducible_loss(fid)
             a, b = self.exponents(flops, fid)
+        measured = self.accuracy_ is not None
         return {
             "n_star": float(n), "d_star": float(d), "loss": float(loss),
-            "accuracy": float(self.predict_accuracy(loss)),
+            "accuracy": float(self.predict_accuracy(loss)) if measured else None,
             "irreducible_loss": None if e is None else float(e),
-            "accuracy_limit": None if e is None else float(self.predict_accuracy(e)),
+            "accuracy_limit": float(self.predict_accuracy(e)) if measured and e is not None else None,
             "flops": flops, "fid": fid, "a": a, "b": b,
         }
 
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """The law.json content: approach, params, objective, n_obs, settings, sources, accuracy,
-        flops_per_param_sample, diagnostics, identified, anchored (and bootstrap samples)."""
+        """The law.json content: approach, params, objective, n_obs, settings, sources, accuracy (None
+        without a regression), accuracy_map, excluded_runs, flops_per_param_sample, diagnostics,
+        identified, anchored (and bootstrap samples)."""
         self._check_fitted()
         d = {
             "approach": self.approach,
@@ -178,7 +204,11 @@ class ScalingLaw:
             "n_obs": self.n_obs_,
             "settings": self.get_params(),
             "sources": self.sources_,
-            "accuracy": self.accuracy_.to_dict(),
+            "accuracy": None if self.accuracy_ is None else self.accuracy_.to_dict(),
+            # where the loss -> accuracy regression comes from: "runs" (these observations), a
+            # borrowed map asked for by name ("paper-dg"), or None (no accuracy is predicted)
+            "accuracy_map": self.accuracy_map_,
+            "excluded_runs": list(getattr(self, "excluded_runs_", [])),
             "flops_per_param_sample": self.flops_per_param_sample_,
             "max_flops": getattr(self, "max_flops_", None),
             "diagnostics": list(getattr(self, "diagnostics_", [])),
@@ -200,7 +230,9 @@ class ScalingLaw:
         est.objective_ = d.get("objective")
         est.n_obs_ = d.get("n_obs")
         est.sources_ = dict(d.get("sources", {}))
-        est.accuracy_ = AccuracyRegression.from_dict(d["accuracy"]) if d.get("accuracy") else PAPER_ACCURACY
+        est.accuracy_ = AccuracyRegression.from_dict(d["accuracy"]) if d.get("accuracy") else None
+        est.accuracy_map_ = d.get("accuracy_map")
+        est.excluded_runs_ = list(d.get("excluded_runs") or [])
         est.flops_per_param_sample_ = float(d.get("flops_per_param_sample") or FLOPS_PER_PARAM_SAMPLE)
         est.max_flops_ = d.get("max_flops")
         est.diagnostics_ = list(d.get("diagnostics") or [])
@@ -230,12 +262,14 @@ class ParametricLaw(ScalingLaw):
         Returns: dict with omega_n, omega_d, overhead (extra FLOPs as a fraction), n, d, flops, fid.
         """
         self._check_fitted()
-        flops, fid, omega_n = _positive(flops, "flops"), _nonnegative(fid, "fid"), _positive(omega_n, "omega_n")
+        flops, fid = _positive(flops, "flops"), _nonnegative(fid, "fid")
+        omega_n = _positive(omega_n, "omega_n")
         with np.errstate(all="ignore"):
             n_star, d_star, loss = self.optimum(flops, fid)
             w_d = float(self._omega_d(omega_n, n_star, d_star, loss, fid))
         if not np.isfinite(w_d):
-            raise RobustscaleError(f"omega_n: {omega_n:g} is too small; no dataset size reaches the optimal loss {loss:.4f}")
+            raise RobustscaleError(f"omega_n: {omega_n:g} is too small; no dataset size reaches the optimal "
+                                   f"loss {loss:.4f}")
         return {"omega_n": omega_n, "omega_d": w_d, "overhead": omega_n * w_d - 1.0,
                 "n": omega_n * n_star, "d": w_d * d_star, "flops": flops, "fid": fid}
 
@@ -258,5 +292,6 @@ def _nonnegative(x, name: str) -> float:
 COMMON_CONSTRAINTS = {
     "huber_delta": [Interval(Real, 0, None, open_lo=True)],
     "exclude_small_runs": [bool],
+    "accuracy_map": [("runs", *ACCURACY_MAPS)],
     "flops_per_param_sample": [None, Interval(Real, 0, None, open_lo=True)],
 }

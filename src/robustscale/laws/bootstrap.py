@@ -35,7 +35,8 @@ def _residual_pools(est, obs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.
     """Each run's final point with its predicted log loss, and each source's centred, rescaled
     log residuals."""
     runs = final_points(obs)
-    runs["log_pred"] = np.log(np.asarray(est.predict_loss(runs["params"], runs["samples"], runs["fid"]), dtype=float))
+    predicted = est.predict_loss(runs["params"], runs["samples"], runs["fid"])
+    runs["log_pred"] = np.log(np.asarray(predicted, dtype=float))
     resid = np.log(runs["loss"]) - runs["log_pred"]
     n_params = len(est.params_)
     pools = {}
@@ -82,44 +83,10 @@ def bootstrap(estimator, obs, k: int, seed: int = 0, on_step: Callable[[], None]
         except RobustscaleError:
             failures += 1
             if failures > k:
-                raise RobustscaleError(f"bootstrap: {failures} resamples could not be fitted; too few runs") from None
+                raise RobustscaleError(f"bootstrap: {failures} resamples could not be fitted; "
+                                       "too few runs") from None
             continue
         if on_step is not None:
             on_step()
     estimator.bootstrap_ = samples
     return samples
-
-
-def percentiles(values, level: float) -> list[float | None]:
-    """[lo, hi] of the central `level` interval of the finite values (None when there are none)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return [None, None]
-    return [float(x) for x in np.percentile(v, [50 * (1 - level), 50 * (1 + level)])]
-
-
-def parameter_intervals(estimator, level: float = 0.9) -> dict:
-    """{name: [lo, hi]} for every parameter (Approach 1: {source: {key: [lo, hi]}})."""
-    samples = getattr(estimator, "bootstrap_", None)
-    if not samples:
-        raise RobustscaleError("law: has no bootstrap samples; fit with bootstrap=K")
-    out = {}
-    for name, v in samples[0].items():
-        if isinstance(v, dict):
-            out[name] = {key: percentiles([s[name][key] for s in samples if name in s], level)
-                         for key in v if key not in ("fid", "n_points")}
-        else:
-            out[name] = percentiles([s[name] for s in samples], level)
-    return out
-
-
-def intervals(estimator, flops: float, fid: float = 0.0, level: float = 0.9) -> dict:
-    """Every parameter's interval and the plan's at one budget: {"level", "k", "params",
-    "n_star": [lo, hi], "d_star", "loss", "accuracy"} (the plan's come from `plan_table`)."""
-    from robustscale.laws.planning import INTERVAL_KEYS, plan_table
-
-    row = plan_table(estimator, [flops], fid, level)[0]
-    out = {"level": level, "k": len(estimator.bootstrap_), "params": parameter_intervals(estimator, level)}
-    out.update({key: [row[f"{key}_lo"], row[f"{key}_hi"]] for key in INTERVAL_KEYS})
-    return out

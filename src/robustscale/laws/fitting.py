@@ -6,15 +6,10 @@ from __future__ import annotations
 from typing import Callable
 
 from robustscale.errors import RobustscaleError
-from robustscale.laws.approach1 import Approach1
-from robustscale.laws.approach2 import Approach2
-from robustscale.laws.approach3 import Approach3
 from robustscale.laws.bootstrap import bootstrap as draw_bootstrap
 from robustscale.laws.guard import EXPONENTS, bootstrap_findings, identified
+from robustscale.laws.lawfile import ESTIMATORS
 from robustscale.laws.observations import load_observations
-
-ESTIMATORS = {1: Approach1, 2: Approach2, 3: Approach3}
-
 
 # The penalty weight used when fixed prior exponents leave the fit degenerate (see Approach2's
 # prior_strength): weak enough that runs which clearly disagree with the prior move the exponents.
@@ -22,9 +17,9 @@ SOFT_PRIOR_STRENGTH = 0.1
 
 
 def fit_law(observations, *, approach: int = 2, prior: str | None = None, prior_strength: float | None = None,
-            auto_prior: str | None = None, bootstrap: int = 0, seed: int = 0, quality_sources: list[str] | None = None,
-            flops_per_param_sample: float | None = None, on_step: Callable[[], None] | None = None,
-            **estimator_params):
+            auto_prior: str | None = None, bootstrap: int = 0, seed: int = 0,
+            quality_sources: list[str] | None = None, flops_per_param_sample: float | None = None,
+            on_step: Callable[[], None] | None = None, **estimator_params):
     """Fit a scaling law and say what the data determine.
 
     Parameters: observations (path or DataFrame), approach (1, 2, 3), prior / prior_strength (an
@@ -46,7 +41,8 @@ def fit_law(observations, *, approach: int = 2, prior: str | None = None, prior_
         if approach == 3 and flops_per_param_sample is not None:
             estimator_params["flops_per_param_sample"] = flops_per_param_sample
         elif flops_per_param_sample is not None:
-            raise RobustscaleError("flops_per_param_sample: approach 1 regresses N*, D* on FLOPs directly; it takes none")
+            raise RobustscaleError("flops_per_param_sample: approach 1 regresses N*, D* on FLOPs directly; "
+                                   "it takes none")
     else:
         estimator_params.update(prior=prior, prior_strength=prior_strength, quality_sources=quality_sources,
                                 flops_per_param_sample=flops_per_param_sample)
@@ -57,7 +53,8 @@ def fit_law(observations, *, approach: int = 2, prior: str | None = None, prior_
     obs = load_observations(observations)
     est.fit(obs)
     if auto_prior is not None and prior is None:
-        weak = [f for f in est.diagnostics_ if f["param"] in EXPONENTS and not est.identified_.get(f["param"], True)]
+        weak = [f for f in est.diagnostics_
+                if f["param"] in EXPONENTS and not est.identified_.get(f["param"], True)]
         if weak:
             reason = "; ".join(f["message"] for f in weak)
             est.set_params(prior=auto_prior).fit(obs)
@@ -68,7 +65,8 @@ def fit_law(observations, *, approach: int = 2, prior: str | None = None, prior_
                 # faster with D or N than the prior allows): pull the exponents towards the prior
                 # instead of fixing them, so the runs can still move them.
                 strength = SOFT_PRIOR_STRENGTH
-                reason += (f"; with the prior's exponents fixed {collapsed[0]['message']}, so they are pulled "
+                reason += (f"; with the prior's exponents fixed {collapsed[0]['message']}, so they are "
+                           "pulled "
                            f"towards the prior (prior_strength {strength:g}) instead")
                 est.set_params(prior_strength=strength).fit(obs)
             est.anchored_ = {"prior": auto_prior, "reason": reason, "strength": strength}

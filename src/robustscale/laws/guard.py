@@ -47,14 +47,16 @@ def require_finite(params: dict) -> None:
 
 def bound_findings(params: dict, names=EXPONENTS, bounds=EXPONENT_BOUNDS) -> list[dict]:
     lo, hi = bounds
-    return [finding(k, "bound", f"{k} = {params[k]:.4g} sits on its bound [{lo:g}, {hi:g}]; the data do not pin it")
+    return [finding(k, "bound", f"{k} = {params[k]:.4g} sits on its bound [{lo:g}, {hi:g}]; the data do not "
+                                "pin it")
             for k in names if min(abs(params[k] - lo), abs(params[k] - hi)) < BOUND_TOLERANCE]
 
 
 def log_bound_findings(log_values: dict) -> list[dict]:
     """A coefficient whose log sits on LOG_COEFFICIENT_BOUNDS (e.g. E -> 0: no floor seen in the runs)."""
     lo, hi = LOG_COEFFICIENT_BOUNDS
-    return [finding(k, "bound", f"{k} = {np.exp(v):.3g} sits on its bound (log in [{lo:g}, {hi:g}]); the data do not pin it")
+    return [finding(k, "bound", f"{k} = {np.exp(v):.3g} sits on its bound (log in [{lo:g}, {hi:g}]); the "
+                                "data do not pin it")
             for k, v in log_values.items() if min(abs(v - lo), abs(v - hi)) < 100 * BOUND_TOLERANCE]
 
 
@@ -63,9 +65,11 @@ def design_findings(runs, names_n=("alpha",), names_d=("beta",)) -> list[dict]:
     out = []
     n_sizes, d_sizes = runs["params"].nunique(), runs["samples"].nunique()
     if n_sizes < 3:
-        out += [finding(k, "design", f"{n_sizes} distinct model size(s) N; {k} needs at least 3") for k in names_n]
+        out += [finding(k, "design", f"{n_sizes} distinct model size(s) N; {k} needs at least 3")
+                for k in names_n]
     if d_sizes < 3:
-        out += [finding(k, "design", f"{d_sizes} distinct dataset size(s) D; {k} needs at least 3") for k in names_d]
+        out += [finding(k, "design", f"{d_sizes} distinct dataset size(s) D; {k} needs at least 3")
+                for k in names_d]
     return out
 
 
@@ -102,7 +106,8 @@ def spread_findings(grad: np.ndarray, cov: np.ndarray, flops: float, names=EXPON
         return []
     shown = "an unbounded range" if not np.isfinite(factor) else f"a factor of {factor:.3g}"
     return [finding(k, "flat", f"the runs leave N* at {flops:.3g} FLOPs open over {shown} (linearised 90% "
-                               f"interval, > {MAX_BOOTSTRAP_SPREAD:g}x): {k} is not identified") for k in names]
+                               f"interval, > {MAX_BOOTSTRAP_SPREAD:g}x): {k} is not identified")
+            for k in names]
 
 
 def flat_findings(names, values, se, kinds) -> list[dict]:
@@ -113,7 +118,8 @@ def flat_findings(names, values, se, kinds) -> list[dict]:
         if not s <= limit:
             shown = "unbounded" if not np.isfinite(s) else f"±{s:.3g}"
             out.append(finding(name, "flat", f"{name} is on a flat direction of the objective "
-                                             f"(linearised standard error {shown}); the runs do not determine it"))
+                                             f"(linearised standard error {shown}); the runs do not "
+                                             "determine it"))
     return out
 
 
@@ -130,7 +136,8 @@ def bootstrap_findings(est, level: float = 0.9) -> list[dict]:
     if lo is None or hi is None or not (lo > 0 and hi / lo <= MAX_BOOTSTRAP_SPREAD):
         spread = "unbounded" if lo is None or hi is None or lo <= 0 else f"{hi / lo:.3g}x"
         return [finding(k, "bootstrap", f"the {100 * level:.0f}% bootstrap interval of N* at {flops:.3g} "
-                                        f"FLOPs spans {spread} (> {MAX_BOOTSTRAP_SPREAD:g}x): {k} is not identified")
+                                        f"FLOPs spans {spread} (> {MAX_BOOTSTRAP_SPREAD:g}x): {k} is not "
+                                        "identified")
                 for k in EXPONENTS if k in est.params_]
     return []
 

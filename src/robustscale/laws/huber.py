@@ -114,7 +114,8 @@ def batched_lbfgs(fg: ObjectiveGrad, x0: np.ndarray, max_iter: int = 200, memory
 
 
 def multistart(fg: ObjectiveGrad, starts: np.ndarray, prune_after: int = 5, keep: int = 64,
-               max_iter: int = 120, polish: int = 2, bounds: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+               max_iter: int = 120, polish: int = 2,
+               bounds: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Best minimum over a grid of starts: batched L-BFGS, pruning, then scipy polish of the best.
 
     Parameters: fg (vectorised objective and gradient), starts (S, P), prune_after (iterations all
@@ -147,7 +148,8 @@ def _multistart(fg, starts, prune_after, keep, max_iter, polish, bounds):
         if any(np.allclose(x[i], s, atol=1e-4) for s in seen):
             continue
         seen.append(x[i])
-        res = minimize(single, x[i], jac=True, method="L-BFGS-B", bounds=None if bounds is None else bounds.tolist(),
+        res = minimize(single, x[i], jac=True, method="L-BFGS-B",
+                       bounds=None if bounds is None else bounds.tolist(),
                        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 20})
         if res.fun < best_f:
             best_x, best_f = res.x, float(res.fun)

@@ -20,6 +20,8 @@ POSITIVE = ("params", "samples", "flops", "loss")
 SMALL_MODEL_PARAMS = 100e6
 LARGE_DATA_SAMPLES = 10e6
 HIGH_QUALITY_FID = 10.0
+# Why a run was left out, as law.json records it: the thresholds are the paper's, set for CIFAR-10.
+SMALL_RUN_RULE = "App. F.2.1's rule (N < 100M, D > 10M and FID < 10: the paper's thresholds for CIFAR-10)"
 
 
 def load_observations(data: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
@@ -61,18 +63,22 @@ def load_observations(data: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
         bad = values.isna() & df[col].notna() if col in OPTIONAL else values.isna()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise RobustscaleError(f"{name}: column '{col}' row {row + 1}: expected a number, got {df[col][row]!r}")
+            raise RobustscaleError(f"{name}: column '{col}' row {row + 1}: expected a number, got "
+                                   f"{df[col][row]!r}")
         values = values.astype(float)
         inf = np.isinf(values.to_numpy())
         if inf.any():
             row = int(np.flatnonzero(inf)[0])
-            raise RobustscaleError(f"{name}: column '{col}' row {row + 1}: expected a finite number, got {values[row]}")
+            raise RobustscaleError(f"{name}: column '{col}' row {row + 1}: expected a finite number, got "
+                                   f"{values[row]}")
         if col in POSITIVE and (values <= 0).any():
             row = int(np.flatnonzero(values <= 0)[0])
-            raise RobustscaleError(f"{name}: column '{col}' row {row + 1}: expected a positive number, got {values[row]:g}")
+            raise RobustscaleError(f"{name}: column '{col}' row {row + 1}: expected a positive number, got "
+                                   f"{values[row]:g}")
         if col == "fid" and (values < 0).any():
             row = int(np.flatnonzero(values < 0)[0])
-            raise RobustscaleError(f"{name}: column 'fid' row {row + 1}: expected FID >= 0, got {values[row]:g}")
+            raise RobustscaleError(f"{name}: column 'fid' row {row + 1}: expected FID >= 0, got "
+                                   f"{values[row]:g}")
         df[col] = values
     return df
 

@@ -16,7 +16,9 @@ from robustscale.errors import RobustscaleError
 from robustscale.fileio import atomic_path
 from robustscale.laws.observations import final_points, load_observations
 
-LOSS_LABEL = "held-out robust loss (nats)"  # the TRADES loss under PGD-CW (§3.1), a cross-entropy
+# The observations' loss as they report it: the paper's is the TRADES loss under PGD-CW (§3.1), but
+# a report draws any study's runs, so the label claims no more than "loss".
+LOSS_LABEL = "held-out loss"
 
 
 def _figure(ncols: int, width: float = 4.2):
@@ -25,7 +27,9 @@ def _figure(ncols: int, width: float = 4.2):
     matplotlib.use("Agg")  # files only, never a window; set here, not at import
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, 3.6), squeeze=False)
+    # constrained layout makes room for colour bars itself (tight_layout warns that it cannot)
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, 3.6), squeeze=False, layout="constrained")
+    fig.get_layout_engine().set(wspace=0.08)  # room between a colour bar's label and the next panel's
     return fig, axes[0]
 
 
@@ -40,7 +44,6 @@ def _save(fig, out) -> Path:
         for axis in (ax.xaxis, ax.yaxis):
             if axis.get_scale() == "log":
                 _log_ticks(axis)
-    fig.tight_layout()
     try:
         with atomic_path(out, make_parents=False) as tmp:
             fig.savefig(tmp, format=out.suffix[1:], dpi=120)
@@ -70,6 +73,19 @@ def _colors(values):
     return {v: cmap(i / max(len(uniq) - 1, 1)) for i, v in enumerate(uniq)}
 
 
+def _size_colors(fig, ax, params):
+    """{model size: colour} on a log colour scale, with its colour bar beside `ax`: readable for 3
+    model sizes or 140 (a legend of 140 entries would cover the axes)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    uniq = sorted(set(float(n) for n in params))
+    norm = LogNorm(uniq[0], uniq[-1]) if uniq[-1] > uniq[0] else LogNorm(uniq[0] / 2, uniq[0] * 2)
+    cmap = plt.get_cmap("viridis")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="parameters N")
+    return {n: cmap(norm(n)) for n in uniq}
+
+
 def plot_isoflop(obs: pd.DataFrame | str | os.PathLike, law, out, fid: float | None = None) -> Path:
     """Fig. 4 (left/middle), Fig. 5: observed final losses vs the law, and isoLoss contours with N*.
 
@@ -83,17 +99,16 @@ def plot_isoflop(obs: pd.DataFrame | str | os.PathLike, law, out, fid: float | N
         raise RobustscaleError("law: isoflop plot needs a parametric law (approach 2 or 3)")
     if fid is None:
         fid = float(obs["fid"].min())
-    fig, (ax0, ax1) = _figure(2)
+    fig, (ax0, ax1) = _figure(2, 4.6)
     runs = obs.loc[obs.groupby("run")["samples"].idxmax()]
-    colors = _colors(runs["params"])
+    colors = _size_colors(fig, ax0, runs["params"])
     for n, rows in runs.groupby("params"):
         rows = rows.sort_values("flops")
-        ax0.scatter(rows["flops"], rows["loss"], color=colors[n], s=14, label=f"N={n / 1e6:.3g}M")
+        ax0.scatter(rows["flops"], rows["loss"], color=colors[n], s=14)
         for src_fid, srows in rows.groupby("fid"):
             srows = srows.sort_values("samples")
             ax0.plot(srows["flops"], law.predict_loss(n, srows["samples"], src_fid), color=colors[n], lw=0.8)
     ax0.set(xscale="log", xlabel="training FLOPs", ylabel=LOSS_LABEL, title="runs (dots) and law (lines)")
-    ax0.legend(fontsize=6)
     flops = np.geomspace(obs["flops"].min() / 10, obs["flops"].max() * 100, 80)
     n_grid = np.geomspace(obs["params"].min() / 10, obs["params"].max() * 10, 80)
     F, N = np.meshgrid(flops, n_grid)
@@ -125,8 +140,8 @@ def plot_envelope(obs: pd.DataFrame | str | os.PathLike, out, law=None, source: 
     if not isinstance(law, Approach1) or source not in law.params_ or not hasattr(law, "envelopes_"):
         law = Approach1(source=source).fit(rows)
     p, env = law.params_[source], law.envelopes_[source]
-    fig, (ax0, ax1, ax2) = _figure(3, 3.6)
-    colors = _colors(rows["params"])
+    fig, (ax0, ax1, ax2) = _figure(3, 3.8)
+    colors = _size_colors(fig, ax0, rows["params"])
     for _, curve in rows.sort_values("flops").groupby("run"):
         ax0.plot(curve["flops"], curve["loss"], color=colors[curve["params"].iloc[0]], lw=0.8)
     ax0.plot(env["flops"], env["loss"], color="black", lw=2, label="envelope")
@@ -142,7 +157,8 @@ def plot_envelope(obs: pd.DataFrame | str | os.PathLike, out, law=None, source: 
     return _save(fig, out)
 
 
-def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18, 1e30), metric: str = "accuracy") -> Path:
+def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18, 1e30),
+                  metric: str = "accuracy") -> Path:
     """Fig. 1: predicted compute-optimal robust accuracy (or loss) against FLOPs, per FID.
 
     Parameters: law (fitted Approach 1, 2 or 3), out (.png/.svg), fid (one FID or several),
@@ -151,6 +167,9 @@ def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18
     """
     if metric not in ("accuracy", "loss"):
         raise RobustscaleError(f"metric: expected 'accuracy' or 'loss', got '{metric}'")
+    if metric == "accuracy" and getattr(law, "accuracy_", None) is None:
+        raise RobustscaleError("metric: the law has no loss -> accuracy regression (its runs measured no "
+                               "accuracy); use 'loss'")
     fids = [float(x) for x in np.atleast_1d(fid)]
     flops = np.geomspace(*flops_range, 60)
     fig, (ax,) = _figure(1, 5.5)
@@ -171,14 +190,16 @@ def plot_forecast(law, out, fid=(0.0,), flops_range: tuple[float, float] = (1e18
     return _save(fig, out)
 
 
-def plot_tradeoff(law, out, flops: float, fid: float = 0.0, omega_range: tuple[float, float] = (0.1, 2.0)) -> Path:
+def plot_tradeoff(law, out, flops: float, fid: float = 0.0,
+                  omega_range: tuple[float, float] = (0.1, 2.0)) -> Path:
     """Fig. 7: compute overhead of training a model ω_N× the optimal size to the same loss.
 
     Parameters: law (fitted Approach 2 or 3), out (.png/.svg), flops (budget defining N*, D*),
     fid, omega_range (ω_N span; sizes needing infinite data are left out).
     """
     if not hasattr(law, "tradeoff"):
-        raise RobustscaleError(f"law: approach {law.approach} has no loss formula; the trade-off needs approach 2 or 3")
+        raise RobustscaleError(f"law: approach {law.approach} has no loss formula; the trade-off needs "
+                               "approach 2 or 3")
     omegas = np.geomspace(*omega_range, 60)
     pts = []
     for w in omegas:
@@ -208,29 +229,31 @@ def plot_law_fit(obs: pd.DataFrame, law, out) -> Path:
 
     Parameters: obs (validated observations), law (fitted Approach 2 or 3), out (.png/.svg).
     Left: predicted vs observed loss per run, coloured by model size, with the y = x line.
-    Right: robust accuracy observed vs the law's loss -> accuracy regression (App. F.2.2).
+    Right (where the runs measured accuracy): accuracy observed vs the law's loss -> accuracy
+    regression (App. F.2.2).
     """
     runs = final_points(obs)
     predicted = np.asarray(law.predict_loss(runs["params"].to_numpy(), runs["samples"].to_numpy(),
                                             runs["fid"].to_numpy()), dtype=float)
-    fig, (ax0, ax1) = _figure(2)
-    colors = _colors(runs["params"])
+    measured = "accuracy" in obs.columns and obs["accuracy"].notna().any() and law.accuracy_ is not None
+    fig, axes = _figure(2 if measured else 1, 4.6)
+    ax0 = axes[0]
+    colors = _size_colors(fig, ax0, runs["params"])
     for n, idx in runs.groupby("params").groups.items():
-        ax0.scatter(runs.loc[idx, "loss"], predicted[runs.index.get_indexer(idx)], color=colors[n], s=18,
-                    label=f"N={n / 1e6:.3g}M")
+        ax0.scatter(runs.loc[idx, "loss"], predicted[runs.index.get_indexer(idx)], color=colors[n], s=18)
     lo = min(runs["loss"].min(), predicted.min()) * 0.97
     hi = max(runs["loss"].max(), predicted.max()) * 1.03
     ax0.plot([lo, hi], [lo, hi], color="gray", ls="--", lw=0.8)
     rel = np.abs(predicted / runs["loss"].to_numpy() - 1)
     ax0.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="observed loss", ylabel="law's predicted loss",
             title=f"approach {law.approach}: mean |error| {100 * rel.mean():.1f}%")
-    ax0.legend(fontsize=6)
-    if "accuracy" in obs.columns and obs["accuracy"].notna().any():
+    if measured:  # without an accuracy column there is nothing to draw against loss
+        ax1 = axes[1]
         pts = obs.dropna(subset=["accuracy"])
         ax1.scatter(pts["loss"], 100 * pts["accuracy"], s=8, color="gray", label="evaluations")
         grid = np.linspace(pts["loss"].min(), pts["loss"].max(), 50)
         ax1.plot(grid, 100 * np.asarray(law.predict_accuracy(grid), dtype=float), color="red",
                  label="loss -> accuracy fit")
         ax1.legend(fontsize=6)
-    ax1.set(xlabel="loss", ylabel="PGD robust accuracy (%)", title="accuracy against loss")
+        ax1.set(xlabel="loss", ylabel="robust accuracy (%)", title="accuracy against loss")
     return _save(fig, out)

@@ -1,4 +1,4 @@
-"""The paper's fitted laws as presets, and law.json loading/saving.
+"""The paper's fitted laws as presets, and the dict behind a law's name (a preset or a law.json).
 
 The appendix prints parameters to two digits; Table 3 was computed from the unrounded fits. The
 presets hold those unrounded fits as the authors' public notebook prints them
@@ -14,37 +14,38 @@ import os
 from pathlib import Path
 
 from robustscale.errors import RobustscaleError
-from robustscale.fileio import write_json
 from robustscale.laws.accuracy import PAPER_ACCURACY
 from robustscale.laws.optimal import FLOPS_PER_PARAM_SAMPLE
 
 # Table 1: the synthetic data generators and their FIDs.
-TABLE1_SOURCES = {"EDM-5": 35.54, "EDM-6": 14.26, "EDM-7": 6.79, "EDM-10": 2.48, "EDM-20": 1.82, "PFGM++": 1.76, "DG": 1.65}
+TABLE1_SOURCES = {"EDM-5": 35.54, "EDM-6": 14.26, "EDM-7": 6.79, "EDM-10": 2.48, "EDM-20": 1.82,
+                  "PFGM++": 1.76, "DG": 1.65}
 
 # The notebook's Approach 1 figure for PFGM++ (Fig. 3) labels its regressions
 # L̂* = 3.79/FLOPs^0.035, log10 N* = 0.56·log10 FLOPs − 3.12, log10 D* = 0.43·log10 FLOPs − 0.76.
 # The loss exponent is printed to 3 decimals: 0.0352 (within its rounding) gives Table 3's L* = 0.50
 # at 1e25 FLOPs, which 0.0350 (0.505) does not.
 _LN10 = math.log(10.0)
-APPROACH1_PFGM = {"fid": 1.76, "a": 0.56, "b": 0.43, "c": -0.0352, "log_n0": -3.12 * _LN10, "log_d0": -0.76 * _LN10,
-                  "log_l0": math.log(3.79), "n_points": None}
+APPROACH1_PFGM = {"fid": 1.76, "a": 0.56, "b": 0.43, "c": -0.0352, "log_n0": -3.12 * _LN10,
+                  "log_d0": -0.76 * _LN10, "log_l0": math.log(3.79), "n_points": None}
 
 # The notebook's Approach 2 output (cell "Fitting - Approach 2"): A, B', E' of the DG base fit at
 # DG's FID (1.65), α, β, and ε, ζ learned on EDM-7/10/20. B, E at FID 0 follow from Eq 3:
 # B = B'·exp(−log(1+1.65)·ζ) = 9.89, E = E'·exp(−log(1+1.65)·ε) = 0.48 (App. F.2.1's values).
-_A2 = {"A": 6.686980024164729, "B_dg": 7.551688897933183, "E_dg": 0.5603731625795364, "alpha": 0.24434519315396275,
-       "beta": 0.2281458937440602, "epsilon": 0.15552449537214338, "zeta": -0.2767735799358655}
+_A2 = {"A": 6.686980024164729, "B_dg": 7.551688897933183, "E_dg": 0.5603731625795364,
+       "alpha": 0.24434519315396275, "beta": 0.2281458937440602, "epsilon": 0.15552449537214338,
+       "zeta": -0.2767735799358655}
 _Q_DG = math.log1p(TABLE1_SOURCES["DG"])
 APPROACH2_PARAMS = {"A": _A2["A"], "B": _A2["B_dg"] * math.exp(-_Q_DG * _A2["zeta"]),
-                    "E": _A2["E_dg"] * math.exp(-_Q_DG * _A2["epsilon"]), "alpha": _A2["alpha"], "beta": _A2["beta"],
-                    "epsilon": _A2["epsilon"], "zeta": _A2["zeta"]}
+                    "E": _A2["E_dg"] * math.exp(-_Q_DG * _A2["epsilon"]), "alpha": _A2["alpha"],
+                    "beta": _A2["beta"], "epsilon": _A2["epsilon"], "zeta": _A2["zeta"]}
 
 # The notebook's Approach 3 output (cell "Fitting - Approach 3"): A, B, E, Q, α, β, κ, ε.
 APPROACH3_PARAMS = {"A": 6.00080741, "B": 7000.0, "E": 0.515022255, "Q": 0.00659350845, "alpha": 0.241841188,
                     "beta": 0.217406245, "kappa": 0.604209556, "epsilon": 0.0357334903}
 
 _COMMON = {"objective": None, "n_obs": None, "sources": TABLE1_SOURCES, "accuracy": PAPER_ACCURACY.to_dict(),
-           "flops_per_param_sample": FLOPS_PER_PARAM_SAMPLE}
+           "accuracy_map": "paper-dg", "flops_per_param_sample": FLOPS_PER_PARAM_SAMPLE}
 PRESETS: dict[str, dict] = {
     # Table 3 row 1: Approach 1 on PFGM++ (the paper fits it per source; this is the one it reports).
     "paper-approach1": {"approach": 1, "params": {"PFGM++": APPROACH1_PFGM},
@@ -58,31 +59,12 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def _classes():
-    from robustscale.laws.approach1 import Approach1
-    from robustscale.laws.approach2 import Approach2
-    from robustscale.laws.approach3 import Approach3
-
-    return {1: Approach1, 2: Approach2, 3: Approach3}
-
-
-def law_from_dict(d: dict, name: str = "law"):
-    """A fitted estimator from a law.json dict."""
-    cls = _classes().get(d.get("approach")) if isinstance(d, dict) else None
-    if cls is None or "params" not in d:
-        raise RobustscaleError(f"{name}: not a law (expected 'approach' 1, 2 or 3 and 'params')")
-    try:
-        return cls.from_dict(d)
-    except (KeyError, TypeError, ValueError) as e:
-        raise RobustscaleError(f"{name}: malformed law ({e})") from None
-
-
-def load_law(name_or_path: str | os.PathLike):
-    """A fitted law by preset name ('paper-approach1', '-2', '-3') or law.json path (with its
-    diagnostics, identified, anchored and bootstrap samples)."""
+def read_law(name_or_path: str | os.PathLike) -> dict:
+    """A law's dict by preset name ('paper-approach1', '-2', '-3') or law.json path, as written
+    (`robustscale.laws.lawfile.load_law` turns it into an estimator; a prior needs only its params)."""
     key = str(name_or_path)
     if key in PRESETS:
-        return law_from_dict(json.loads(json.dumps(PRESETS[key])), key)
+        return json.loads(json.dumps(PRESETS[key]))
     path = Path(key)
     if not path.is_file():
         raise RobustscaleError(f"{key}: no such law file or preset (presets: {', '.join(PRESETS)})")
@@ -90,11 +72,6 @@ def load_law(name_or_path: str | os.PathLike):
         d = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise RobustscaleError(f"{key}: not valid JSON ({e})") from None
-    return law_from_dict(d, key)
-
-
-def save_law(est, path: str | os.PathLike, *, make_parents: bool = True) -> dict:
-    """Write a fitted estimator's law.json atomically (non-finite numbers as null); returns the dict."""
-    d = est.to_dict()
-    write_json(path, d, make_parents=make_parents)
+    if not isinstance(d, dict) or d.get("approach") not in (1, 2, 3) or not isinstance(d.get("params"), dict):
+        raise RobustscaleError(f"{key}: not a law (expected 'approach' 1, 2 or 3 and 'params')")
     return d

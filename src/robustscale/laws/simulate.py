@@ -29,8 +29,9 @@ def simulate(law, seed: int = 0, noise: float = 0.01, points_per_run: int = 5,
     points_per_run (evaluations per run, evenly spaced in samples), sources ({name: FID}, default
     Table 1), models ({name: N}, default Table 2), sizes (dataset sizes of every source; default
     §3.1's 5-100M or 5-30M by generator).
-    Returns: DataFrame with run, source, fid, model, params, samples, flops, loss, accuracy,
-    train_fraction — 232 runs by default, as in §3.1.
+    Returns: DataFrame with run, source, fid, model, params, samples, flops, loss, accuracy (left
+    out for a law without a loss -> accuracy regression), train_fraction — 232 runs by default,
+    as in §3.1.
     """
     rng = np.random.default_rng(seed)
     sources = TABLE1_SOURCES if sources is None else sources
@@ -38,15 +39,18 @@ def simulate(law, seed: int = 0, noise: float = 0.01, points_per_run: int = 5,
     fractions = np.arange(1, points_per_run + 1) / points_per_run
     rows = []
     for source, fid in sources.items():
-        source_sizes = sizes or (LARGE_SIZES if source in LARGE_SOURCES or source not in TABLE1_SOURCES else SMALL_SIZES)
+        large = source in LARGE_SOURCES or source not in TABLE1_SOURCES
+        source_sizes = sizes or (LARGE_SIZES if large else SMALL_SIZES)
         for model, n in models.items():
             for size in source_sizes:
                 samples = fractions * size
                 clean = law.predict_loss(n, samples, fid) * (1 + UNANNEALED_PENALTY * (1 - fractions))
                 loss = clean * np.exp(noise * rng.standard_normal(len(fractions)))
-                acc = law.predict_accuracy(clean) + noise * rng.standard_normal(len(fractions))
+                acc = (law.predict_accuracy(clean) + noise * rng.standard_normal(len(fractions))
+                       if law.accuracy_ is not None else np.full(len(fractions), np.nan))
                 for s, lo, ac, fr in zip(samples, loss, acc, fractions):
                     rows.append((f"{source}/{model}/{size / 1e6:g}M", source, fid, model, n, s,
                                  law.flops_per_param_sample_ * n * s, lo, float(np.clip(ac, 0, 1)), fr))
-    return pd.DataFrame(rows, columns=["run", "source", "fid", "model", "params", "samples", "flops",
-                                       "loss", "accuracy", "train_fraction"])
+    df = pd.DataFrame(rows, columns=["run", "source", "fid", "model", "params", "samples", "flops",
+                                     "loss", "accuracy", "train_fraction"])
+    return df if law.accuracy_ is not None else df.drop(columns="accuracy")

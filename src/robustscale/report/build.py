@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import write_json, write_table, write_text
+from robustscale.formatting import anchored_sentence, count, fixed, pct, sci
 from robustscale.report.html import render_html
 
 FORECAST_FLOPS = (1e24, 1e30)  # Fig. 1's horizon
@@ -41,12 +43,15 @@ def load_source(source: str | os.PathLike):
 
 
 def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | os.PathLike | None = None,
-                 bootstrap: int = BOOTSTRAP_K, level: float = LEVEL, progress: bool = False) -> dict:
+                 bootstrap: int = BOOTSTRAP_K, level: float = LEVEL, progress: bool = False,
+                 exclude_small_runs: bool = True, accuracy_map: str = "runs") -> dict:
     """Fit (or load) the law, draw every figure and write index.html; returns report.json's content.
 
     Parameters: source (runs dir or observations table), out (folder), law (law.json or preset
     name; None = fit Approach 2 here), bootstrap (resamples for intervals; 0 = none), level
-    (interval level, in (0, 1)), progress (a progress bar on stderr).
+    (interval level, in (0, 1)), progress (a progress bar on stderr), exclude_small_runs and
+    accuracy_map (the fit's, see Approach2; for a law fitted here).
+    Returns: report.json's content; its approach2.excluded_runs lists the runs the fit left out.
     """
     from robustscale.laws import Approach1, fit_law, load_law, save_law
     from robustscale.progress import progress_bar
@@ -54,7 +59,8 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
     if not 0 < level < 1:
         raise RobustscaleError(f"level: expected a number in (0, 1), got {level}")
     if bootstrap == 1 or bootstrap < 0:
-        raise RobustscaleError(f"bootstrap: expected 0 (no intervals) or at least 2 resamples, got {bootstrap}")
+        raise RobustscaleError(f"bootstrap: expected 0 (no intervals) or at least 2 resamples, "
+                               f"got {bootstrap}")
     t0 = time.perf_counter()
     out = Path(out)
     obs = load_source(source)
@@ -67,11 +73,13 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
     k = bootstrap if law is None else 0
     with progress_bar(k + 1 + len(FIGURES), "report", enabled=progress) as advance:
         if law is None:
-            law2 = fit_law(obs, approach=2, auto_prior=AUTO_PRIOR, bootstrap=k, on_step=advance)
+            law2 = fit_law(obs, approach=2, auto_prior=AUTO_PRIOR, bootstrap=k, on_step=advance,
+                           exclude_small_runs=exclude_small_runs, accuracy_map=accuracy_map)
         else:
             law2 = load_law(law)
         if not hasattr(law2, "predict_loss"):
-            raise RobustscaleError(f"law: {law} is approach {law2.approach}; the report needs approach 2 or 3")
+            raise RobustscaleError(f"law: {law} is approach {law2.approach}; "
+                                   "the report needs approach 2 or 3")
         try:
             law1 = Approach1().fit(obs)
         except RobustscaleError:  # too few runs per source for an envelope: that figure fits its own
@@ -84,11 +92,13 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
         save_law(law1, out / "approach1.json")
     result = {
         "index": str(out / "index.html"), "figures": figures, "failed_figures": failed, "source": str(source),
-        "observations": int(len(obs)), "runs": int(obs["run"].nunique()), "main_source": main_source, "fid": fid,
+        "observations": int(len(obs)), "runs": int(obs["run"].nunique()), "main_source": main_source,
+        "fid": fid,
         "trained": _trained(obs),
         "approach2": _law_summary(law2, [budget, *FORECAST_FLOPS], fid, level),
         "approach1": None if law1 is None else {
-            "params": law1.params_, **dict(zip(("n_star", "d_star"), map(float, law1.optimum(budget, fid)[:2])))},
+            "params": law1.params_,
+            **dict(zip(("n_star", "d_star"), map(float, law1.optimum(budget, fid)[:2])))},
         "wall_s": None,
     }
     result["plan"] = result["approach2"]["plans"][0]
@@ -108,8 +118,10 @@ def _draw(obs, law2, law1, out: Path, main_source: str, fid: float, budget: floa
         "isoflop": lambda p: plots.plot_isoflop(obs, law2, p, fid=fid),
         "law_fit": lambda p: plots.plot_law_fit(obs, law2, p),
         # from the runs' own compute out to Fig. 1's horizon, so the forecast starts where the data are
-        "forecast": lambda p: plots.plot_forecast(law2, p, fid=sorted({0.0, fid}), flops_range=(
-            min(getattr(law2, "max_flops_", None) or FORECAST_FLOPS[0], FORECAST_FLOPS[0]), FORECAST_FLOPS[1])),
+        "forecast": lambda p: plots.plot_forecast(
+            law2, p, fid=sorted({0.0, fid}), metric="loss" if law2.accuracy_ is None else "accuracy",
+            flops_range=(min(getattr(law2, "max_flops_", None) or FORECAST_FLOPS[0], FORECAST_FLOPS[0]),
+                         FORECAST_FLOPS[1])),
         "tradeoff": lambda p: plots.plot_tradeoff(law2, p, flops=budget, fid=fid),
     }
     figures, failed = {}, {}
@@ -163,66 +175,69 @@ def _law_summary(est, budgets: list[float], fid: float, level: float) -> dict:
         "intervals": parameter_intervals(est, level) if boot else {},
         "identified": identified,
         # per parameter, in words: taken from a prior law, determined by the runs, or not
-        "status": {k: "anchored" if k in anchored else "identified" if identified.get(k, True) else "not identified"
-                   for k in est.params_},
+        "status": {k: "anchored" if k in anchored else "identified" if identified.get(k, True)
+                   else "not identified" for k in est.params_},
         "anchored": getattr(est, "anchored_", None),
         "diagnostics": diagnostics,
         "plans": plan_table(est, budgets, fid, level),
+        "excluded_runs": list(getattr(est, "excluded_runs_", None) or []),
+        # where predicted accuracy comes from: "runs", a borrowed map by name, or None (not predicted)
+        "accuracy_map": getattr(est, "accuracy_map_", None),
     }
 
 
-def _count(x: float) -> str:
-    if x >= 1e12:
-        return f"{x:.2g}"
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if x >= div:
-            return f"{x / div:.3g}{suffix}"
-    return f"{x:.3g}"
-
-
 def _range(lo, hi, fmt, level) -> str:
-    return "" if lo is None or hi is None or not level else f" ({100 * level:.0f}% interval {fmt(lo)}–{fmt(hi)})"
+    if lo is None or hi is None or not level:
+        return ""
+    return f" ({100 * level:.0f}% interval {fmt(lo)}–{fmt(hi)})"
 
 
 def story(r: dict) -> str:
-    """The report's opening paragraph, in plain words: what was trained, what the law says, how sure."""
+    """The report's opening paragraph, in plain words: what was trained, what the law says, how sure.
+    It claims only what the observations hold (any study's runs, not only adversarial training)."""
     t, law, plan = r["trained"], r["approach2"], r["plan"]
     p = law["params"]
     n, d = t["params"], t["samples"]
-
-    def pct(x):
-        return f"{100 * x:.0f}%"
-
-    trained = (f"{t['runs']} adversarially trained models ({len(n)} sizes from {_count(n[0])} to {_count(n[-1])} "
-               f"parameters, each trained on {_count(d[0])} to {_count(d[-1])} samples) were each scored by their "
-               f"robust loss on {_scored_images(t.get('eval_split'))}.")
-    says = (f"The fitted law says the loss falls like N^-{p['alpha']:.2f} with model size and D^-{p['beta']:.2f} "
-            f"with training data, towards a floor of {p['E']:.3g}. With 10x the largest compute used here "
-            f"({plan['flops']:.2g} FLOPs), the best split is a model of about {_count(plan['n_star'])} parameters"
-            f"{_range(plan.get('n_star_lo'), plan.get('n_star_hi'), _count, law['level'])} trained on {_count(plan['d_star'])} "
-            f"samples, predicted to reach {pct(plan['accuracy'])} robust accuracy"
-            f"{_range(plan.get('accuracy_lo'), plan.get('accuracy_hi'), pct, law['level'])}.")
+    trained = (f"{t['runs']} runs ({len(n)} model sizes from {count(n[0])} to {count(n[-1])} parameters, "
+               f"trained on {count(d[0])} to {count(d[-1])} samples), each scored by its robust loss on "
+               f"{_scored_images(t.get('eval_split'))}.")
+    excluded = law.get("excluded_runs") or []
+    if excluded:
+        trained += (f" The fit leaves {len(excluded)} of them out by {excluded[0]['reason']}; "
+                    "refit with them kept to compare.")
+    says = (f"The fitted law says the loss falls like N^-{p['alpha']:.2f} with model size and "
+            f"D^-{p['beta']:.2f} with training data, towards a floor of {p['E']:.3g}. With 10x the largest "
+            f"compute used here ({sci(plan['flops'])} FLOPs), the best split is a model of about "
+            f"{count(plan['n_star'])} parameters"
+            f"{_range(plan.get('n_star_lo'), plan.get('n_star_hi'), count, law['level'])} trained on "
+            f"{count(plan['d_star'])} samples, predicted to reach a loss of {fixed(plan['loss'], 3)}"
+            f"{_range(plan.get('loss_lo'), plan.get('loss_hi'), lambda x: fixed(x, 3), law['level'])}")
+    if plan.get("accuracy") is not None:
+        borrowed = law.get("accuracy_map") not in (None, "runs")
+        whole_pct = partial(pct, decimals=0)
+        says += (f", or {pct(plan['accuracy'], 0)} robust accuracy"
+                 f"{_range(plan.get('accuracy_lo'), plan.get('accuracy_hi'), whole_pct, law['level'])}")
+        if borrowed:
+            says += f" by the borrowed loss-to-accuracy regression {law['accuracy_map']}"
+    says += "."
     a1 = r.get("approach1")
     if a1 and a1.get("n_star") and plan["n_star"]:
         ratio = plan["n_star"] / a1["n_star"]
         if not 1 / AGREEMENT <= ratio <= AGREEMENT:
-            says += (f" But Approach 1 (the envelope of the training curves) puts N* at {_count(a1['n_star'])} "
-                     f"(the law's N* is {ratio:.2g}x that): the two disagree by more than {AGREEMENT:g}x, so take "
-                     f"neither plan at its word at these sizes.")
+            says += (f" But Approach 1 (the envelope of the training curves) puts N* at "
+                     f"{count(a1['n_star'])} (the law's N* is {ratio:.2g}x that): the two disagree by more "
+                     f"than {AGREEMENT:g}x, so take neither plan at its word at these sizes.")
     unknown = [k for k in ("alpha", "beta") if not law["identified"].get(k, True)]
     anchored = law.get("anchored")
-    if anchored and anchored.get("strength") is None:
-        sure = (f"How sure: these runs alone do not pin down the exponents, so they are taken from the prior law "
-                f"{anchored.get('prior')} (an anchored fit); N* follows that prior more than these runs.")
-    elif anchored:
-        sure = (f"How sure: these runs alone do not pin down the exponents, and with the prior law "
-                f"{anchored.get('prior')}'s exponents fixed they leave no room for model size, so the exponents are "
-                f"pulled towards the prior instead (prior strength {anchored['strength']:g}); N* rests on both the "
-                f"prior and these runs, and its interval is wide.")
+    if anchored:
+        follows = ("N* follows that prior more than these runs" if anchored.get("strength") is None
+                   else "its interval is wide")
+        sure = f"How sure: this is {anchored_sentence(anchored)}; {follows}."
     elif unknown:
-        sure = (f"How sure: {' and '.join(unknown)} is not identified by these runs (see the findings below); "
-                f"treat N* as a rough guide.")
+        sure = (f"How sure: {' and '.join(unknown)} is not identified by these runs (see the findings "
+                "below); treat N* as a rough guide.")
     else:
         sure = "How sure: both exponents are identified by these runs" + (
-            f"; brackets are {100 * (law['level'] or 0):.0f}% bootstrap intervals (the runs' losses redrawn from their residuals)." if law["level"] else ".")
+            f"; brackets are {100 * law['level']:.0f}% bootstrap intervals (the runs' losses redrawn from "
+            "their residuals)." if law["level"] else ".")
     return " ".join((trained, says, sure))
