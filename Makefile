@@ -11,8 +11,9 @@ STAMP := $(VENV)/.installed-stamp
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 DATA_DIR ?=
 
-# torchattacks (test-only cross-check) and clean-fid (FID: only its torchvision-free Inception and
-# resize modules are used) go in without deps: their torchvision cannot import beside the CPU wheel.
+# torchattacks (test-only cross-check), clean-fid (FID: only its torchvision-free Inception and
+# resize modules are used) and robustbench (test-only: its DMWideResNet module, loaded from its file, takes
+# our exported checkpoints strictly) go in without deps: their torchvision cannot import beside the CPU wheel.
 # torch: the CPU wheel (2.13.0, on disk on the project's machines) unless a GPU is present.
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q 'torch<=2.14.1'; \
 	else $(BIN)/pip install -q torch==2.13.0; fi
 	$(BIN)/pip install -q -e '.[train,study,dev]'
-	$(BIN)/pip install -q --no-deps torchattacks==3.5.1 clean-fid==0.1.35
+	$(BIN)/pip install -q --no-deps torchattacks==3.5.1 clean-fid==0.1.35 robustbench==1.1.1
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -3,7 +3,7 @@
 The Fashion-MNIST preset trains 4 model sizes (WRN-10-1 to WRN-28-1: 78k to 369k parameters,
 4.8x) at 3 sample budgets (1,024 to 16,384: 16x) with TRADES (eps = 0.1, beta = 5) on 2 CPU cores,
 plus a standard-training baseline per size (the honesty check: adversarial training must beat it
-on PGD robust accuracy). Every run is scored by PGD-CW on the same 1,024 held-out images, so a
+on PGD robust accuracy). Every run is scored by PGD-CW on the same 1,024 test images, so a
 point's accuracy has a standard error of at most 1.6 points. The CIFAR-10 preset is the paper's
 study (§3.1, Table 2 sizes, 5M-30M samples) for a GPU machine.
 

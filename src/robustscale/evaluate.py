@@ -78,19 +78,22 @@ def format_eps(eps: float) -> str:
 
 def load_checked_model(checkpoint: str, data: str, device: str, *, arch: str | None = None, mean=None,
                        std=None):
-    """Load a checkpoint and check that it takes the dataset's images and predicts its classes."""
+    """Load a checkpoint and check that it takes the dataset's images and predicts its classes; returns
+    (model in eval mode, what eval.json records about the file: format, key prefix, normalisation)."""
     from robustscale.data.datasets import dataset_info
-    from robustscale.models.weights import load_model
+    from robustscale.models.weights import open_model
 
     info = dataset_info(data)
-    model = load_model(checkpoint, map_location=device, arch=arch, mean=mean, std=std, image_size=info.shape[1])
+    opened = open_model(checkpoint, map_location=device, arch=arch, mean=mean, std=std,
+                        image_size=info.shape[1])
+    model = opened.model
     if tuple(model.input_shape()) != tuple(info.shape):
         raise RobustscaleError(f"{checkpoint}: model takes {'x'.join(map(str, model.input_shape()))} "
                                f"images but {data} has {'x'.join(map(str, info.shape))}")
     if model.config.num_classes != len(info.classes):
         raise RobustscaleError(f"{checkpoint}: model predicts {model.config.num_classes} classes but "
                                f"{data} has {len(info.classes)}")
-    return model.eval()
+    return model.eval(), opened.record()
 
 
 def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
@@ -106,8 +109,8 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
     if config.n < 1:
         raise RobustscaleError(f"n: expected a positive number of images, got {config.n}")
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_checked_model(config.checkpoint, config.data, device, arch=config.arch, mean=config.mean,
-                               std=config.std)
+    model, weights_record = load_checked_model(config.checkpoint, config.data, device, arch=config.arch,
+                                               mean=config.mean, std=config.std)
     images, labels = load_dataset(config.data, "test", config.data_dir)
     if config.n > len(images):
         raise RobustscaleError(f"n: {config.data} has {len(images)} test images, asked for {config.n}")
@@ -123,7 +126,7 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
     table = {"index": np.arange(config.n), "label": labels, "clean_pred": clean_pred,
              "clean_correct": clean_pred == labels}
     result = {"model": model.config.name, "checkpoint": str(config.checkpoint), "dataset": config.data,
-              "n": config.n, "eps": eps, "attack": config.attack,
+              **weights_record, "n": config.n, "eps": eps, "attack": config.attack,
               "clean_accuracy": float(table["clean_correct"].mean()), "accuracy": {}, "loss": None}
     adversarial = None
     attacks = ["pgd40-cw", "autoattack"] if config.attack == "both" else [config.attack]
@@ -193,8 +196,7 @@ def _autoattack_chunks(model, x, y, eps, config, folder, advance):
 def _identity(config: EvalConfig) -> dict:
     """What makes saved chunks belong to these weights: the weight file's path, size and mtime, and
     the normalisation (a state dict's can be chosen at evaluation time)."""
-    from robustscale.models.robustbench import is_state_dict_file
-    from robustscale.models.weights import checkpoint_stem
+    from robustscale.models.weights import checkpoint_stem, is_state_dict_file
 
     weights = Path(config.checkpoint) if is_state_dict_file(config.checkpoint) else \
         checkpoint_stem(config.checkpoint).with_suffix(".safetensors")

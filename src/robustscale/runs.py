@@ -16,7 +16,7 @@ from robustscale.errors import RobustscaleError
 from robustscale.rundir import RunDir, find_runs
 
 OBSERVATION_COLUMNS = ("run", "source", "fid", "params", "samples", "flops", "loss", "accuracy",
-                       "clean_accuracy", "train_fraction")
+                       "clean_accuracy", "train_fraction", "eval_split")
 
 
 @dataclasses.dataclass
@@ -101,7 +101,9 @@ def observations(runs_dir: str | os.PathLike, include_standard: bool = False):
                          "params": int(config["params"]), "samples": int(m["samples"]),
                          "flops": float(m["flops"]), "loss": float(m["loss"]),
                          "accuracy": m.get("accuracy"), "clean_accuracy": m.get("clean_accuracy"),
-                         "train_fraction": m["samples"] / target})
+                         "train_fraction": m["samples"] / target,
+                         # the images the loss is on (TrainConfig.eval_split); runs from before it: heldout
+                         "eval_split": config.get("eval_split", "heldout")})
     if not rows:
         raise RobustscaleError(f"{runs_dir}: no evaluation points in any adversarial run (nothing to collect)")
     return load_observations(pd.DataFrame(rows, columns=list(OBSERVATION_COLUMNS)))

@@ -54,10 +54,11 @@ def test_collect_one_row_per_evaluation(study_runs, tmp_path, suffix):
     assert len(obs) == 9 * 4  # 9 TRADES runs x 4 evaluations; standard baselines left out
     back = load_observations(out)
     assert list(back.columns) == ["run", "source", "fid", "params", "samples", "flops", "loss", "accuracy",
-                                  "clean_accuracy", "train_fraction"]
+                                  "clean_accuracy", "train_fraction", "eval_split"]
     row = back[back["run"] == "wrn-16-1_real_40000"].sort_values("samples").iloc[1]
     assert (row["params"], row["samples"], row["flops"]) == (175_000, 20_000, 7822 * 175_000 * 20_000)
     assert row["train_fraction"] == 0.5 and row["source"] == "real" and row["fid"] == 0.0
+    assert set(back["eval_split"]) == {"heldout"}  # config.json without eval_split: the earlier trainer's
     with_std = collect(study_runs, tmp_path / "all.csv", include_standard=True)
     assert len(with_std) == 12 * 4
 

@@ -44,7 +44,9 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path, tiny, run_cli, synthetic
     m2 = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in m2] == [m["step"] for m in m1] == [6, 12]
     config = json.loads((killed / "config.json").read_text())
-    assert config["fid"] == 12.5 and [s["images"] for s in config["sources"]] == [60000 - 64, 10000]
+    # scored on test images (eval_split test): every training image trains; the momentum cycled step by step
+    assert config["fid"] == 12.5 and [s["images"] for s in config["sources"]] == [60000, 10000]
+    assert (config["eval_split"], config["momentum_schedule"]) == ("test", "cycle")
     for x, y in zip(m1, m2):
         assert (x["accuracy"], x["loss"], x["train_loss"]) == (y["accuracy"], y["loss"], y["train_loss"])
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -9,7 +9,8 @@ import torch
 
 from robustscale.errors import RobustscaleError
 from robustscale.train import TrainConfig, Trainer, paper_batch_and_lr, parse_samples, train
-from robustscale.train.schedule import learning_rate, one_cycle_lr
+from robustscale.train.schedule import learning_rate, one_cycle_lr, one_cycle_momentum
+from robustscale.train.trainer import make_optimizer, set_step_schedule
 
 
 def tiny_config(out, **kw):
@@ -26,7 +27,7 @@ def test_short_adversarial_run_learns(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == [2, 4, 6, 8, 10, 12]
     assert set(lines[0]) == {"step", "samples", "flops", "lr", "train_loss", "clean_accuracy", "accuracy",
-                             "loss", "time_s", "images_per_s"}
+                             "loss", "time_s", "images_per_s", "eval_split"}
     # 12 steps: the clean task is learned first; robustness barely starts (0 -> ~0.04 PGD accuracy)
     assert lines[-1]["clean_accuracy"] > lines[0]["clean_accuracy"] + 0.15, lines
     assert lines[-1]["accuracy"] > lines[0]["accuracy"], lines
@@ -85,10 +86,13 @@ def test_paper_rule_and_validation():
 
 def test_one_cycle_schedule_is_torchs_onecyclelr_stepped_per_epoch():
     for total, pct in [(100, 0.025), (400, 0.025), (7, 0.5), (1, 0.025)]:
-        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        # as the reference builds it: SGD with momentum 0.9, OneCycleLR's default cycle_momentum overriding it
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9, nesterov=True)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.3, pct_start=pct, total_steps=total)
         for epoch in range(total):
             assert one_cycle_lr(epoch, total, 0.3, pct) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+            momentum = opt.param_groups[0]["momentum"]
+            assert one_cycle_momentum(epoch, total, pct) == pytest.approx(momentum, rel=1e-12)
             opt.step()
             if epoch < total - 1:
                 sched.step()
@@ -98,6 +102,29 @@ def test_one_cycle_schedule_is_torchs_onecyclelr_stepped_per_epoch():
     lrs = [learning_rate(s, 10, 3, 0.3, 0.25) for s in range(10)]
     assert lrs[0:3] == [lrs[0]] * 3 and lrs[3:6] == [lrs[3]] * 3 and lrs[9] == one_cycle_lr(3, 4, 0.3, 0.25)
     assert lrs[0] == pytest.approx(0.3 / 25) and lrs[-1] == pytest.approx(0.3 / 25 / 1e4)
+
+
+@pytest.mark.parametrize("schedule", ["cycle", "constant"])
+def test_momentum_at_each_step_is_onecyclelrs(tmp_path, schedule):
+    """The trainer's per-step learning rate and momentum against torch's OneCycleLR stepped once per epoch of
+    3 updates (10 updates: 4 epochs), the reference's scheduler; 'constant' keeps momentum 0.9."""
+    cfg = tiny_config(tmp_path, lr=0.3, warmup_fraction=0.5, momentum_schedule=schedule).resolved()
+    model = torch.nn.Linear(2, 2)
+    ours = make_optimizer(model, cfg)
+    theirs = torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9, nesterov=True)
+    sched = torch.optim.lr_scheduler.OneCycleLR(theirs, max_lr=0.3, pct_start=0.5, total_steps=4)
+    momenta = []
+    for step in range(10):
+        lr = set_step_schedule(ours, cfg, step, 10, 3)
+        momenta.append(ours.param_groups[0]["momentum"])
+        assert lr == pytest.approx(theirs.param_groups[0]["lr"], rel=1e-12)
+        expected = theirs.param_groups[0]["momentum"] if schedule == "cycle" else 0.9
+        assert [g["momentum"] for g in ours.param_groups] == pytest.approx([expected] * 2, rel=1e-12)
+        if step % 3 == 2 and step < 9:
+            theirs.step()
+            sched.step()
+    if schedule == "cycle":  # 0.95 at the start, 0.85 at the end of warm-up, back to 0.95
+        assert (momenta[0], momenta[3], momenta[9]) == pytest.approx((0.95, 0.85, 0.95))
 
 
 def test_ema_equals_the_model_for_the_first_steps_then_decays():
@@ -128,39 +155,55 @@ def test_for_resume_merges_the_stored_config(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(stored))
     config = TrainConfig.for_resume(tmp_path, device="cpu", samples=None)
     assert config.device == "cpu" and config.samples == 768 and config.batch_size == 64
+    assert (config.momentum_schedule, config.eval_split) == ("cycle", "test")
+    # a run from before these fields resumes with what it did: constant momentum, held-out training images
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in stored.items()
+                                                      if k not in ("momentum_schedule", "eval_split")}))
+    legacy = TrainConfig.for_resume(tmp_path)
+    assert (legacy.momentum_schedule, legacy.eval_split) == ("constant", "heldout")
     with pytest.raises(RobustscaleError, match="^model: required"):
         TrainConfig.for_resume(tmp_path / "empty")
 
 
-def _write_idx(path, array):
-    """An uncompressed idx file (Fashion-MNIST's format) of a uint8 array."""
-    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, ">u4").tobytes()
-    path.write_bytes(header + np.ascontiguousarray(array, np.uint8).tobytes())
-
-
-def test_heldout_scores_are_evaluates_scores(tmp_path):
-    """Training's held-out PGD-40-CW loss and `evaluate`'s agree on the same model and images: one definition."""
+def test_heldout_scores_are_evaluates_scores_on_the_test_split(tmp_path):
+    """By default training scores the first eval_images test images (the paper's CW_test_loss); its PGD-40-CW
+    loss and `evaluate`'s on the same images agree: one definition."""
     from robustscale.evaluate import EvalConfig, evaluate_checkpoint
 
-    trainer = Trainer(tiny_config(tmp_path / "run", samples=128, eval_every=128, eval_images=16, eval_steps=40,
-                                  attack_steps=2), progress=False)
+    config = tiny_config(tmp_path / "run", samples=128, eval_every=128, eval_images=16, eval_steps=40,
+                         attack_steps=2)
+    assert config.eval_split == "test" and config.momentum_schedule == "cycle"
+    trainer = Trainer(config, progress=False)
     final = trainer.run()["final"]
+    assert final["eval_split"] == "test"
     # BatchNorm parameters are not decayed (the reference's groups); the rest is
     decay, no_decay = trainer.optimizer.param_groups
     assert no_decay["weight_decay"] == 0 and decay["weight_decay"] == 5e-4
     assert {id(p) for p in no_decay["params"]} == {id(p) for n, p in trainer.model.named_parameters()
                                                    if "batchnorm" in n}
-    images, labels = trainer.heldout
-    data = tmp_path / "heldout"  # the held-out images as a Fashion-MNIST test split, read by `evaluate`
-    data.mkdir()
-    _write_idx(data / "t10k-images-idx3-ubyte", images[..., 0])
-    _write_idx(data / "t10k-labels-idx1-ubyte", labels)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["eval_split"] == "test"
     scores = evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path / "run"), data="fashion-mnist",
-                                            data_dir=str(data), attack="pgd40-cw", n=16, out=str(tmp_path / "eval"),
-                                            device="cpu"), progress=False)
+                                            attack="pgd40-cw", n=16, out=str(tmp_path / "eval"), device="cpu"),
+                                 progress=False)
     assert 0 < final["loss"] and abs(scores["loss"] - final["loss"]) < 1e-6, (scores["loss"], final["loss"])
     assert scores["clean_accuracy"] == final["clean_accuracy"]
     assert scores["accuracy"]["pgd40-cw"] == final["accuracy"]
+
+
+def test_heldout_split_leaves_its_images_out_of_training(tmp_path, fashion_mnist):
+    """eval_split heldout (the earlier behaviour): eval_images training images, left out of training."""
+    from robustscale.train.trainer import HELDOUT_SEED
+
+    xtr, ytr, xte, _ = fashion_mnist
+    held = Trainer(tiny_config(tmp_path / "held", eval_images=16, eval_split="heldout"), progress=False)
+    order = np.random.default_rng(HELDOUT_SEED).permutation(len(ytr))
+    assert len(held.sampler.real) == len(ytr) - 16 and np.array_equal(held.heldout[0], xtr[order[:16]])
+    test = Trainer(tiny_config(tmp_path / "test", eval_images=16), progress=False)
+    assert len(test.sampler.real) == len(ytr) and np.array_equal(test.heldout[0], xte[:16])
+    with pytest.raises(RobustscaleError, match="^eval_images: fashion-mnist has 10000 test images"):
+        Trainer(tiny_config(tmp_path / "big", eval_images=10_001), progress=False)
+    with pytest.raises(RobustscaleError, match="^eval_split: expected one of test, heldout"):
+        tiny_config(tmp_path / "bad", eval_split="train")
 
 
 def test_synthetic_only_run_records_its_sources_fid(tmp_path, synthetic_store):
@@ -176,3 +219,10 @@ def test_synthetic_only_run_records_its_sources_fid(tmp_path, synthetic_store):
     assert result["flops"] == 128 * config["flops_per_sample"] == 128 * train_flops_per_sample("wrn-10-1", (1, 28, 28))
     assert result["synthetic_passes"] == pytest.approx(128 / 10000)
     assert 0 < result["final"]["loss"] < 10
+
+
+def test_train_help_lists_the_recipe_knobs(cli):
+    r = cli("train", "--help", env={"COLUMNS": "150"})
+    assert r.returncode == 0, r
+    for flag, choices in (("--momentum-schedule", "cycle (default"), ("--eval-split", "test (default")):
+        assert flag in r.stdout and choices in r.stdout, flag

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from robustscale.commands.output import JsonOption, console, emit
+from robustscale.commands.output import JsonOption, console, emit, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -26,8 +26,10 @@ def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
 
 
 def evaluate(
-    checkpoint: Path = typer.Argument(..., help="Weights: a run dir, <stem>.safetensors/.json or the stem, or a "
-                                      "PyTorch state dict (.pt/.pth) of a DeepMind-style WRN (RobustBench's format)."),
+    checkpoint: Path = typer.Argument(..., help="Weights: a run dir, <stem>.safetensors/.json or the "
+                                      "stem, or a PyTorch state dict (.pt/.pth) of a DeepMind-style WRN: "
+                                      "RobustBench's files, the reference trainer's (keys 0. or module.0.), "
+                                      "with or without DDP's module."),
     data: str = typer.Option(..., "--data", help="cifar10 or fashion-mnist (its test split)."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Folder of the dataset files."),
     attack: str = typer.Option("both", "--attack", help="pgd40-cw, autoattack or both."),
@@ -40,7 +42,8 @@ def evaluate(
     arch: str = typer.Option(None, "--arch", help="A .pt checkpoint's model, e.g. wrn-70-16 (default: read off "
                              "the tensors' shapes)."),
     mean: str = typer.Option(None, "--mean", help="A .pt checkpoint's input mean per channel, e.g. "
-                             "0.4914,0.4822,0.4465 (default: the file's, else RobustBench's CIFAR-10)."),
+                             "0.4914,0.4822,0.4465 (default: the file's or its FILE.json's, else RobustBench's "
+                             "CIFAR-10)."),
     std: str = typer.Option(None, "--std", help="A .pt checkpoint's input std per channel (default as --mean)."),
     json_output: JsonOption = False,
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
@@ -56,6 +59,9 @@ def evaluate(
                         eps=parse_eps(eps) if eps is not None else None, out=str(out), device=device,
                         arch=arch, mean=_floats(mean, "--mean"), std=_floats(std, "--std"), **sizes)
     result = evaluate_checkpoint(config, progress=not no_progress)
+    if result["normalization"]["source"] == "robustbench_default":
+        warn(f"{checkpoint} records no input normalisation; used RobustBench's CIFAR-10 mean/std (eval.json "
+             f"normalization.source: robustbench_default); pass --mean/--std if it was trained otherwise")
     emit(result, json_output, lambda r: _render(r, out))
 
 

@@ -19,11 +19,13 @@ def export(
     source: Path = typer.Argument(..., metavar="RUN_OR_MODEL",
                                   help="A run dir (its model.*), or <stem>.safetensors/.json or the stem."),
     format: str = typer.Option("robustbench", "--format", help="robustbench: a PyTorch state dict of a "
-                               "DeepMind-style WRN (DMWideResNet's names, mean/std buffers)."),
+                               "DeepMind-style WRN, exactly the tensors RobustBench's DMWideResNet loads "
+                               "strictly; mean/std go into OUT.json beside it."),
     out: Path = typer.Option(..., "--out", help="File to write, e.g. model.pt."),
     json_output: JsonOption = False,
 ) -> None:
-    """Write a trained model in RobustBench's checkpoint format; `robustscale evaluate model.pt` reads it back."""
+    """Write a trained model in RobustBench's checkpoint format (normalisation in OUT.json beside it);
+    `robustscale evaluate model.pt` reads both back."""
     from robustscale.errors import RobustscaleError
     from robustscale.models.robustbench import export_robustbench
 
@@ -31,4 +33,5 @@ def export(
         raise RobustscaleError(f"--format: expected one of {', '.join(FORMATS)}, got {format!r}")
     result = export_robustbench(source, out)
     emit(result, json_output, lambda r: print(f"{r['source']} ({r['model']}, {r['params']:,} params) -> "
-                                              f"{r['out']} ({r['format']})"))
+                                              f"{r['out']} ({r['format']}; normalisation in "
+                                              f"{r['normalization_file']})"))

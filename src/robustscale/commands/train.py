@@ -29,8 +29,15 @@ def train_command(
     eps: Optional[float] = typer.Option(None, "--eps", help="L-inf radius; default the dataset's (8/255 on CIFAR-10)."),
     attack_steps: Optional[int] = typer.Option(None, "--attack-steps", help="PGD steps at training time (10)."),
     eval_every: Optional[str] = typer.Option(None, "--eval-every", help="Samples between evaluations (default 1/10 run)."),
-    eval_images: Optional[int] = typer.Option(None, "--eval-images", help="Held-out real images (1024)."),
+    eval_images: Optional[int] = typer.Option(None, "--eval-images", help="Images the held-out scores and "
+                                              "the law's loss are measured on (1024)."),
+    eval_split: Optional[str] = typer.Option(None, "--eval-split", help="test (default: the first "
+                                             "--eval-images test images, as the paper's CW_test_loss) or heldout "
+                                             "(training images left out of training)."),
     eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="PGD-CW steps at evaluation (40)."),
+    momentum_schedule: Optional[str] = typer.Option(None, "--momentum-schedule", help="cycle (default, the "
+                                                    "reference's: SGD momentum 0.95 -> 0.85 at the end of "
+                                                    "warm-up -> 0.95, OneCycleLR's) or constant (0.9)."),
     epoch_samples: Optional[int] = typer.Option(None, "--epoch-samples", help="Samples per epoch, the learning "
                                                 "rate's step (50000, the reference's); --batch-size steps per update."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
@@ -61,7 +68,8 @@ def train_command(
     given = {"model": model, "dataset": data, "samples": samples, "data_dir": data_dir and str(data_dir),
              "synthetic": [str(s) for s in synthetic] if synthetic else None, "real_fraction": real_fraction,
              "batch_size": batch_size, "mode": mode, "lr": lr, "eps": eps, "attack_steps": attack_steps,
-             "eval_images": eval_images, "eval_steps": eval_steps, "epoch_samples": epoch_samples,
+             "eval_images": eval_images, "eval_split": eval_split, "eval_steps": eval_steps,
+             "momentum_schedule": momentum_schedule, "epoch_samples": epoch_samples,
              "eval_every": parse_samples(eval_every, "eval_every") if eval_every else None,
              "checkpoint_every": checkpoint_every, "accum_steps": accum_steps, "seed": seed, "device": device,
              "bf16": bf16, "compile": compile or None, "sync_bn": sync_bn or None, "fid": fid,

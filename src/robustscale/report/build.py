@@ -144,7 +144,20 @@ def _trained(obs) -> dict:
     final = obs.loc[obs.groupby("run")["samples"].idxmax()]
     return {"runs": int(len(final)), "params": sorted(int(n) for n in final["params"].unique()),
             "samples": sorted(int(d) for d in final["samples"].unique()),
-            "flops": [float(obs["flops"].min()), float(obs["flops"].max())]}
+            "flops": [float(obs["flops"].min()), float(obs["flops"].max())],
+            # which images the loss was measured on (runs.EVAL_SPLITS); None for tables that do not say
+            "eval_split": sorted(obs["eval_split"].dropna().unique()) if "eval_split" in obs else None}
+
+
+def _scored_images(splits: list[str] | None) -> str:
+    """The images behind the law's loss, in words (training's eval_split)."""
+    if splits == ["test"]:
+        return "the same test-split images (the paper's CW_test_loss)"
+    if splits == ["heldout"]:
+        return "the same training images, held out of training"
+    if not splits:
+        return "held-out images"
+    return "held-out images (the test split for some runs, held-out training images for others)"
 
 
 def _law_summary(est, budgets: list[float], fid: float, level: float) -> dict:
@@ -186,7 +199,8 @@ def story(r: dict) -> str:
     p = law["params"]
     n, d = t["params"], t["samples"]
     trained = (f"{t['runs']} runs ({len(n)} model sizes from {count(n[0])} to {count(n[-1])} parameters, "
-               f"trained on {count(d[0])} to {count(d[-1])} samples).")
+               f"trained on {count(d[0])} to {count(d[-1])} samples), each scored by its robust loss on "
+               f"{_scored_images(t.get('eval_split'))}.")
     excluded = law.get("excluded_runs") or []
     if excluded:
         trained += (f" The fit leaves {len(excluded)} of them out by {excluded[0]['reason']}; "

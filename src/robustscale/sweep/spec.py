@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
 SWEEP_KEYS = ("dataset", "data_dir", "out", "models", "samples", "sources", "baselines", "train",
               "evaluation", "slurm", "name")
-# Evaluation attack settings of a run (§3.1: PGD-40 on the CW loss on held-out images).
-EVALUATION_KEYS = ("eval_every", "eval_images", "eval_steps")
+# Evaluation attack settings of a run (§3.1: PGD-40 on the CW loss; on test images by default).
+EVALUATION_KEYS = ("eval_every", "eval_images", "eval_steps", "eval_split")
 # Keys the sweep fixes per run: overriding them in `train:` would break the grid.
 GRID_KEYS = ("model", "dataset", "data_dir", "samples", "out", "synthetic", "mode", "source", "fid")
 SLURM_KEYS = ("partition", "cpus_per_task", "gpus_per_node", "mem_gb", "timeout_min", "nodes",

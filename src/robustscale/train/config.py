@@ -25,6 +25,10 @@ from robustscale.errors import RobustscaleError
 
 MODES = ("trades", "standard")
 ATTACK_STARTS = ("uniform", "normal")
+MOMENTUM_SCHEDULES = ("cycle", "constant")
+EVAL_SPLITS = ("test", "heldout")
+# what runs written before a field existed did, so that resuming one keeps its settings
+LEGACY_DEFAULTS = {"momentum_schedule": "constant", "eval_split": "heldout"}
 DATASET_NAMES = ("cifar10", "fashion-mnist")
 EVALUATIONS_PER_RUN = 10  # default cadence when eval_every is not given: 10 points per learning curve
 _SAMPLES = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbg]?)\s*$", re.IGNORECASE)
@@ -86,7 +90,11 @@ class TrainConfig:
     # reference `ema_update`: the average equals the model for the first 2.5% of the steps, then decays at
     # min(tau, (1 + t) / (10 + t)), t counted from there
     ema_start_fraction: float = 0.025
-    momentum: float = 0.9  # §3.1: SGD with Nesterov momentum 0.9
+    # SGD momentum: "cycle" as the reference, whose OneCycleLR keeps torch's default cycle_momentum=True
+    # (`watrain.py` init_scheduler): 0.95, down to 0.85 at the end of warm-up, back to 0.95, stepped with the
+    # learning rate (train.schedule.sgd_momentum); "constant" keeps `momentum` throughout
+    momentum_schedule: str = "cycle"
+    momentum: float = 0.9  # §3.1: SGD with Nesterov momentum 0.9 (the reference's SGD before its schedule)
     # BatchNorm running-statistics momentum: reference 0.01 (the model's), 1.0 on the first step (`watrain.py`)
     bn_momentum: float = 0.01
     weight_decay: float = 5e-4  # §3.1
@@ -98,7 +106,11 @@ class TrainConfig:
     # per epoch of ceil(epoch_samples / batch_size) steps; set it to batch_size to step every update
     epoch_samples: int = 50_000
     eval_every: int | None = None  # samples between evaluations; None -> samples / 10
-    eval_images: int = 1024  # held-out real training images (excluded from training)
+    # held-out scores (and the scaling law's loss) on: "test", the first eval_images images of the dataset's
+    # test split, as the paper's `CW_test_loss` (reference `train_wa_distributed.py`, `update_result_row`:
+    # PGD-40-CW on the test set); "heldout", eval_images real training images left out of training
+    eval_split: str = "test"
+    eval_images: int = 1024
     eval_steps: int = 40  # §3.1: PGD-40 on the CW loss for held-out accuracy and loss
     checkpoint_every: int | None = None  # steps between checkpoints; None -> at each evaluation
     accum_steps: int = 1  # micro-batches per step (gradient accumulation) on each process
@@ -137,6 +149,9 @@ class TrainConfig:
         need(self.fid is None or bool(self.synthetic) or self.fid == 0, "fid",
              "0 or null without synthetic data (real data's FID is 0)")
         need(self.attack_start in ATTACK_STARTS, "attack_start", f"one of {', '.join(ATTACK_STARTS)}")
+        need(self.momentum_schedule in MOMENTUM_SCHEDULES, "momentum_schedule",
+             f"one of {', '.join(MOMENTUM_SCHEDULES)}")
+        need(self.eval_split in EVAL_SPLITS, "eval_split", f"one of {', '.join(EVAL_SPLITS)}")
         for f in ("batch_size", "eval_every", "checkpoint_every"):
             v = getattr(self, f)
             need(v is None or (isinstance(v, int) and v >= 1), f, "a positive integer or null")
@@ -188,7 +203,7 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         base: dict[str, Any] = {}
         if run.is_run():
-            base = {k: v for k, v in run.read_config().items() if k in names}
+            base = {**LEGACY_DEFAULTS, **{k: v for k, v in run.read_config().items() if k in names}}
         base.update({k: v for k, v in changes.items() if v is not None})
         base["out"] = str(out)
         return cls.from_dict(base)

@@ -36,12 +36,12 @@ from robustscale.progress import progress_bar
 from robustscale.rundir import RunDir
 from robustscale.train import distributed
 from robustscale.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from robustscale.train.config import TrainConfig
+from robustscale.train.config import LEGACY_DEFAULTS, TrainConfig
 from robustscale.train.ema import EMA
 from robustscale.train.loader import BatchLoader
-from robustscale.train.schedule import learning_rate
+from robustscale.train.schedule import learning_rate, sgd_momentum
 
-HELDOUT_SEED = 20240101  # fixed, not the run's seed: every run is scored on the same held-out images
+HELDOUT_SEED = 20240101  # fixed, not the run's seed: every eval_split "heldout" run holds out the same images
 CUDA_SYNC_EVERY = 100  # steps between non-finite-loss checks on CUDA (a check is a host sync)
 # Fewer epochs than this and the per-epoch learning-rate schedule is too coarse to follow (warned).
 MIN_SCHEDULED_EPOCHS = 10
@@ -50,6 +50,31 @@ _AUGMENT, _ATTACK = 1, 2  # purposes of the per-step generators
 TENSORBOARD_SCALARS = ("loss", "accuracy", "clean_accuracy", "train_loss", "lr", "images_per_s")
 # config fields that may change on resume: where the run lives and how fast it runs, not what it computes
 RESUMABLE_CHANGES = ("out", "data_dir", "synthetic", "device", "compile", "checkpoint_every", "tensorboard")
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool = False) -> torch.optim.SGD:
+    """§3.1: SGD with Nesterov momentum and weight decay 5e-4; BatchNorm parameters undecayed (reference
+    `group_weight`) unless weight_decay_bn. Learning rate and momentum are set per step
+    (`set_step_schedule`)."""
+    bn = {id(p) for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+          for p in m.parameters()}
+    skip = set() if cfg.weight_decay_bn else bn
+    groups = [{"params": [p for p in model.parameters() if id(p) not in skip]},
+              {"params": [p for p in model.parameters() if id(p) in skip], "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+                           weight_decay=cfg.weight_decay, **({"fused": True} if fused else {}))
+
+
+def set_step_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, step: int, total_steps: int,
+                      steps_per_epoch: int) -> float:
+    """Set update `step`'s learning rate and momentum (functions of the step alone, so resume repeats them
+    exactly); returns the learning rate."""
+    lr = learning_rate(step, total_steps, steps_per_epoch, cfg.lr, cfg.warmup_fraction)
+    momentum = (sgd_momentum(step, total_steps, steps_per_epoch, cfg.warmup_fraction)
+                if cfg.momentum_schedule == "cycle" else cfg.momentum)
+    for group in optimizer.param_groups:
+        group["lr"], group["momentum"] = lr, momentum
+    return lr
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -132,12 +157,20 @@ class Trainer:
     def _build_data(self) -> None:
         cfg = self.cfg
         images, labels = load_dataset(cfg.dataset, "train", cfg.data_dir)
-        if cfg.eval_images >= len(labels):
-            raise RobustscaleError(f"eval_images: expected fewer than the {len(labels)} training images")
-        order = np.random.default_rng(HELDOUT_SEED).permutation(len(labels))
-        held, kept = order[:cfg.eval_images], np.sort(order[cfg.eval_images:])
-        self.heldout = (images[held], labels[held])
-        real = ArraySource(images[kept], labels[kept], name=cfg.dataset, fid=0.0)
+        if cfg.eval_split == "test":  # the first images of the test split, as `evaluate --n` takes them
+            test_images, test_labels = load_dataset(cfg.dataset, "test", cfg.data_dir)
+            if cfg.eval_images > len(test_labels):
+                raise RobustscaleError(f"eval_images: {cfg.dataset} has {len(test_labels)} test images, "
+                                       f"asked for {cfg.eval_images}")
+            self.heldout = (test_images[:cfg.eval_images], test_labels[:cfg.eval_images])
+        else:
+            if cfg.eval_images >= len(labels):
+                raise RobustscaleError(f"eval_images: expected fewer than the {len(labels)} training images")
+            order = np.random.default_rng(HELDOUT_SEED).permutation(len(labels))
+            held, kept = order[:cfg.eval_images], np.sort(order[cfg.eval_images:])
+            self.heldout = (images[held], labels[held])
+            images, labels = images[kept], labels[kept]
+        real = ArraySource(images, labels, name=cfg.dataset, fid=0.0)
         stores = []
         if cfg.synthetic:
             from robustscale.data.store import open_store, pool_fid
@@ -177,15 +210,7 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.ema = EMA(model, cfg.ema_decay, start_step=cfg.ema_start_fraction * self.total_steps)
-        # §3.1: SGD, Nesterov momentum 0.9, weight decay 5e-4; BatchNorm parameters undecayed (reference
-        # `group_weight`) unless weight_decay_bn
-        bn = {id(p) for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-              for p in m.parameters()}
-        skip = set() if cfg.weight_decay_bn else bn
-        groups = [{"params": [p for p in model.parameters() if id(p) not in skip]},
-                  {"params": [p for p in model.parameters() if id(p) in skip], "weight_decay": 0.0}]
-        self.optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
-                                         weight_decay=cfg.weight_decay, **({"fused": True} if self.is_cuda else {}))
+        self.optimizer = make_optimizer(model, cfg, fused=self.is_cuda)
         self.train_net = model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -278,8 +303,10 @@ class Trainer:
                 "time_s": self.time_s, "lr": self.lr, "last_eval": self.last_eval}
 
     def load_state_dict(self, state: dict) -> None:
-        old, new = state["config"], self.cfg.asdict()
-        for key in new:  # a field newer than the checkpoint (absent from it) had its default's meaning
+        # a field newer than the checkpoint (absent from it): what its trainer did (LEGACY_DEFAULTS), else
+        # the default's meaning
+        old, new = {**LEGACY_DEFAULTS, **state["config"]}, self.cfg.asdict()
+        for key in new:
             if key not in RESUMABLE_CHANGES and key in old and old[key] != new[key]:
                 raise RobustscaleError(f"{self.run_dir.checkpoint_path}: {key} was {old.get(key)!r}, now "
                                        f"{new[key]!r}; resume with the run's settings")
@@ -344,7 +371,7 @@ class Trainer:
         seconds = self.time_s - since_time
         line = {"step": done, "samples": samples, "flops": samples * self.flops_per_sample, "lr": self.lr,
                 "train_loss": self.loss_sum.item() / max(1, self.loss_count), **scores,
-                "time_s": round(self.time_s, 3),
+                "eval_split": self.cfg.eval_split, "time_s": round(self.time_s, 3),
                 # training images per second since the last evaluation (training steps only, not evaluations)
                 "images_per_s": round((done - since_step) * self.cfg.batch_size / seconds, 3) if seconds > 0
                 else None}
@@ -383,9 +410,7 @@ class Trainer:
             while self.step < self.total_steps:
                 t0 = time.perf_counter()
                 step, images, labels = batches.next()
-                self.lr = learning_rate(step, self.total_steps, self.steps_per_epoch, cfg.lr, cfg.warmup_fraction)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.lr
+                self.lr = set_step_schedule(self.optimizer, cfg, step, self.total_steps, self.steps_per_epoch)
                 # reference `watrain.py`: BatchNorm momentum 1.0 for the first step only (running statistics
                 # start as the first batch's, as Haiku's do), then the configured 0.01
                 bn_momentum = 1.0 if step == 0 else cfg.bn_momentum
