@@ -19,7 +19,7 @@ from robustscale.errors import RobustscaleError
 # A run whose files changed this recently, without result.json, is taken to be training now.
 RUNNING_WINDOW_S = 600
 OBSERVATION_COLUMNS = ("run", "source", "fid", "params", "samples", "flops", "loss", "accuracy",
-                       "clean_accuracy", "train_fraction")
+                       "clean_accuracy", "train_fraction", "dataset", "norm", "eps")
 
 
 @dataclasses.dataclass
@@ -129,9 +129,16 @@ def observations(runs_dir: str | os.PathLike, include_standard: bool = False):
                          "params": int(config["params"]), "samples": int(m["samples"]),
                          "flops": float(m["flops"]), "loss": float(m["loss"]),
                          "accuracy": m.get("pgd_acc"), "clean_accuracy": m.get("clean_acc"),
-                         "train_fraction": m["samples"] / target})
+                         "train_fraction": m["samples"] / target, "dataset": config.get("dataset"),
+                         # runs from before the norm existed were L-inf
+                         "norm": config.get("norm", "linf"), "eps": config.get("eps")})
     if not rows:
         raise RobustscaleError(f"{runs_dir}: no evaluation points in any adversarial run (nothing to collect)")
+    threats = sorted({(r["dataset"], r["norm"], r["eps"]) for r in rows}, key=str)
+    if len(threats) > 1:  # losses under different attacks or data are different quantities: one law each
+        raise RobustscaleError(f"{runs_dir}: runs of {len(threats)} different datasets / threat models "
+                               f"({', '.join(f'{d} {n} eps={e!s:.6}' for d, n, e in threats[:3])}); collect "
+                               f"each into its own table")
     return load_observations(pd.DataFrame(rows, columns=list(OBSERVATION_COLUMNS)))
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from robustscale.commands.output import JsonOption, console, emit
+from robustscale.commands.output import JsonOption, console, emit, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -28,11 +28,14 @@ def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="Weights: a run dir, <stem>.safetensors/.json or the stem, or a "
                                       "PyTorch state dict (.pt/.pth) of a DeepMind-style WRN (RobustBench's format)."),
-    data: str = typer.Option(..., "--data", help="cifar10 or fashion-mnist (its test split)."),
+    data: str = typer.Option(..., "--data", help="cifar10, cifar100, svhn, tiny-imagenet or fashion-mnist (its "
+                             "test split; TinyImageNet's validation set)."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Folder of the dataset files."),
     attack: str = typer.Option("both", "--attack", help="pgd40-cw, autoattack or both."),
     n: int = typer.Option(10000, "--n", help="Number of test images (the first n)."),
-    eps: str = typer.Option(None, "--eps", help="L-inf radius, e.g. 8/255 (default: the dataset's)."),
+    eps: str = typer.Option(None, "--eps", help="Attack radius, e.g. 8/255 (default: the dataset's for --norm)."),
+    norm: str = typer.Option("linf", "--norm", help="Threat model: linf or l2 (PGD, AutoAttack and "
+                             "RobustBench's threat_model)."),
     out: Path = typer.Option(..., "--out", help="Output folder (a half-finished one is resumed)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Images per attack batch (256)."),
     chunk_size: int = typer.Option(None, "--chunk-size", help="Images per saved (resumable) chunk (500)."),
@@ -52,17 +55,19 @@ def evaluate(
 
     sizes = {k: v for k, v in (("batch_size", batch_size), ("chunk_size", chunk_size)) if v is not None}
     config = EvalConfig(checkpoint=str(checkpoint), data=data,
-                        data_dir=str(data_dir) if data_dir else None, attack=attack, n=n,
+                        data_dir=str(data_dir) if data_dir else None, attack=attack, n=n, norm=norm,
                         eps=parse_eps(eps) if eps is not None else None, out=str(out), device=device,
                         arch=arch, mean=_floats(mean, "--mean"), std=_floats(std, "--std"), **sizes)
     result = evaluate_checkpoint(config, progress=not no_progress)
+    for message in result.get("warnings", []):
+        warn(message)
     emit(result, json_output, lambda r: _render(r, out))
 
 
 def _render(result: dict, folder: Path) -> None:
     out = console()
     out.print(f"[bold]{result['model']}[/] on {result['dataset']} ({result['n']} images, "
-              f"eps={result['eps']:.4g})")
+              f"{result['norm']} eps={result['eps']:.4g})")
     out.print(f"clean accuracy      {100 * result['clean_acc']:.2f}%")
     for name, acc in result["robust_acc"].items():
         out.print(f"robust ({name:<10}) {100 * acc:.2f}%")

@@ -17,6 +17,7 @@ import contextlib
 import gc
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from robustscale.attacks.evaluation import EVAL_SEED, robust_evaluation
 from robustscale.attacks.trades import trades_loss
 from robustscale.data.augment import random_crop_flip
-from robustscale.data.datasets import images_to_tensor, load_dataset
+from robustscale.data.datasets import dataset_info, eps_note, images_to_tensor, load_dataset
 from robustscale.data.sampler import ArraySource, MixingSampler
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import dumps, write_json, write_text
@@ -73,6 +74,10 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.console = Console(stderr=True, quiet=not (progress and self.dist.is_main))
         self.progress = progress and self.dist.is_main
+        # a default radius no anchor publishes (data.datasets.eps_note): said on stderr and in config.json
+        self.eps_note = eps_note(cfg.dataset, cfg.norm) if config.eps is None else None
+        if self.eps_note and self.dist.is_main:
+            print(f"warning: {self.eps_note}", file=sys.stderr)
         per_micro = self.dist.world_size * cfg.accum_steps
         if cfg.batch_size % per_micro:
             raise RobustscaleError(f"batch_size: {cfg.batch_size} does not split into {self.dist.world_size} "
@@ -113,7 +118,7 @@ class Trainer:
         if cfg.synthetic:
             from robustscale.data.store import open_store
 
-            classes = int(labels.max()) + 1
+            classes = dataset_info(cfg.dataset).num_classes
             for path in cfg.synthetic:
                 store = open_store(path)  # manifest, files, sizes; checksums were verified at convert
                 if tuple(store.shape) != images.shape[1:] or store.num_classes != classes:
@@ -193,7 +198,7 @@ class Trainer:
             return F.cross_entropy(clean.float(), y, label_smoothing=cfg.label_smoothing)
         # the reference's TRADES step; the attack in train mode with frozen BatchNorm statistics and weights
         return trades_loss(self.train_net, x, y, eps=cfg.eps, step_size=cfg.step_size, steps=cfg.attack_steps,
-                           beta=cfg.beta, label_smoothing=cfg.label_smoothing, start=cfg.attack_start,
+                           beta=cfg.beta, label_smoothing=cfg.label_smoothing, start=cfg.attack_start, norm=cfg.norm,
                            generator=self._generator(step, micro, _ATTACK, self.device),
                            autocast_dtype=self.autocast_dtype, attack_model=self.attack_net)
 
@@ -232,7 +237,7 @@ class Trainer:
         x_all, y_all = self.heldout
         y = torch.from_numpy(y_all)
         r = robust_evaluation(self.ema.model, images_to_tensor(x_all), y, eps=self.cfg.eps,
-                              steps=self.cfg.eval_steps, seed=EVAL_SEED)
+                              steps=self.cfg.eval_steps, seed=EVAL_SEED, norm=self.cfg.norm)
         return {"clean_acc": (r["clean_pred"] == y).float().mean().item(),
                 "pgd_acc": (r["adv_pred"] == y).float().mean().item(), "loss": r["loss"].mean().item()}
 
@@ -241,7 +246,7 @@ class Trainer:
     def _config_record(self) -> dict:
         return {**self.cfg.asdict(), "params": self.params, "forward_flops": self.forward_flops,
                 "flops_per_sample": self.flops_per_sample, "sources": self.sources, "fid": self.fid,
-                "total_steps": self.total_steps, "world_size": self.dist.world_size}
+                "total_steps": self.total_steps, "world_size": self.dist.world_size, "eps_note": self.eps_note}
 
     def state_dict(self) -> dict:
         return {"step": self.step, "config": self.cfg.asdict(), "model": self.model.state_dict(),
