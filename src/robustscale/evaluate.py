@@ -60,14 +60,16 @@ class EvalConfig:
     std: tuple[float, ...] | None = None
 
 
-def parse_eps(text: str | float) -> float:
-    """'8/255', '0.1' or a number -> float in [0, 1]."""
+def parse_eps(text: str | float, norm: str = "linf") -> float:
+    """'8/255', '0.1' or a number -> float: in [0, 1] for L-inf (images are in [0, 1]), >= 0 for L2."""
     try:
         eps = float(Fraction(str(text).strip()))
     except (ValueError, ZeroDivisionError):
         raise RobustscaleError(f"eps: expected a number or fraction such as 8/255, got {text!r}") from None
-    if not 0 <= eps <= 1:
-        raise RobustscaleError(f"eps: must lie in [0, 1] (images are in [0, 1]), got {text}")
+    if norm == "linf" and not 0 <= eps <= 1:
+        raise RobustscaleError(f"eps: must lie in [0, 1] for linf (images are in [0, 1]), got {text}")
+    if not 0 <= eps < float("inf"):
+        raise RobustscaleError(f"eps: expected a finite radius >= 0, got {text}")
     return eps
 
 
@@ -104,7 +106,7 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
     if config.attack not in ATTACKS:
         raise RobustscaleError(f"attack: expected one of {', '.join(ATTACKS)}, got {config.attack!r}")
     check_norm(config.norm)
-    eps = parse_eps(default_eps(config.data, config.norm) if config.eps is None else config.eps)
+    eps = parse_eps(default_eps(config.data, config.norm) if config.eps is None else config.eps, config.norm)
     note = eps_note(config.data, config.norm) if config.eps is None else None
     if config.n < 1:
         raise RobustscaleError(f"n: expected a positive number of images, got {config.n}")

@@ -56,7 +56,7 @@ def evaluate(
     sizes = {k: v for k, v in (("batch_size", batch_size), ("chunk_size", chunk_size)) if v is not None}
     config = EvalConfig(checkpoint=str(checkpoint), data=data,
                         data_dir=str(data_dir) if data_dir else None, attack=attack, n=n, norm=norm,
-                        eps=parse_eps(eps) if eps is not None else None, out=str(out), device=device,
+                        eps=parse_eps(eps, norm) if eps is not None else None, out=str(out), device=device,
                         arch=arch, mean=_floats(mean, "--mean"), std=_floats(std, "--std"), **sizes)
     result = evaluate_checkpoint(config, progress=not no_progress)
     for message in result.get("warnings", []):
