@@ -1,41 +1,21 @@
 """CIFAR-100, SVHN and TinyImageNet end to end, from small archives in their owners' formats: `data
 convert` (the real split and a DeepMind-format synthetic npz), `train --norm linf` (with the synthetic
 store) and `--norm l2`, `evaluate --attack both --norm l2`, `export --format robustbench` and `evaluate`
-of the exported file. The commands run through the real CLI entry point in this process (a new
-interpreter per command would cost seconds of imports each); the models are WRN-10-1 trained for two
+of the exported file, and `study create --data` with the dataset's class names. The commands run through
+the real CLI entry point in this process (`archives.run`); the models are WRN-10-1 trained for two
 steps, so the numbers checked are the files' contents and their agreement, not accuracies."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import sys
 
 import numpy as np
 import pytest
-from archives import MAKERS
+from archives import MAKERS, run
 
-from robustscale.data.datasets import DATASETS, default_eps
+from robustscale.data.datasets import DATASETS, class_names, default_eps
 
-N_EVAL = 8  # test images evaluated (AutoAttack's Square dominates on CPU: keep it tiny)
-
-
-def run(*args) -> tuple[int, str, str]:
-    """`robustscale ARGS` through `robustscale.cli.main`: (exit code, stdout, stderr)."""
-    from robustscale.cli import main
-
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    old = sys.argv
-    sys.argv = ["robustscale", *map(str, args)]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = old
-    return code, out.getvalue(), err.getvalue()
+N_EVAL = 4  # test images evaluated (AutoAttack's Square dominates on CPU: keep it tiny)
 
 
 def ok(*args) -> dict:
@@ -63,7 +43,7 @@ def test_dataset_end_to_end(name, tmp_path):
     assert synth["shape"] == [h, w, c] and synth["num_classes"] == info.num_classes
 
     tiny = ["--model", "wrn-10-1", "--data", name, "--data-dir", data, "--samples", "32", "--batch-size", "16",
-            "--eval-images", "16", "--eval-steps", "2", "--attack-steps", "2", "--no-progress"]
+            "--eval-images", "8", "--eval-every", "32", "--eval-steps", "2", "--attack-steps", "2", "--no-progress"]
     linf = ok("train", *tiny, "--norm", "linf", "--synthetic", tmp_path / "synth", "--out", tmp_path / "linf")
     l2 = ok("train", *tiny, "--norm", "l2", "--out", tmp_path / "l2")
     assert linf["steps"] == l2["steps"] == 2
@@ -91,6 +71,15 @@ def test_dataset_end_to_end(name, tmp_path):
     # the uint8 adversarial images lie in the L2 ball (up to rounding: half a grey level per pixel)
     delta = (adv["images"].astype(float) - clean["images"].astype(float)).reshape(N_EVAL, -1) / 255
     assert np.linalg.norm(delta, axis=1).max() <= eps + 0.5 / 255 * np.sqrt(c * h * w)
+
+    aa_settings = json.loads((tmp_path / "eval" / "autoattack" / "settings.json").read_text())
+    assert aa_settings["attack"] == "autoattack-standard-L2"
+
+    # the human study takes the dataset's class names (TinyImageNet's from its words.txt)
+    study = ok("study", "create", "--adversarial", tmp_path / "eval", "--clean", tmp_path / "eval", "--name", "s",
+               "--data", name, "--data-dir", data, "--db", f"sqlite:///{tmp_path / 'study.db'}")
+    assert study["classes"] == list(class_names(name, data)) == [str(c) for c in adv["classes"]]
+    assert len(study["classes"]) == info.num_classes
 
     exported = ok("export", tmp_path / "l2", "--format", "robustbench", "--out", tmp_path / "model.pt")
     assert exported["format"] == "robustbench"
