@@ -115,8 +115,11 @@ def test_ema_equals_the_model_for_the_first_steps_then_decays():
 
 def test_recipe_defaults_are_the_references():
     c = TrainConfig(model="wrn-28-4", dataset="cifar10", samples="5M", out="x")
-    assert (c.warmup_fraction, c.ema_start_fraction, c.epoch_samples, c.attack_start) == (0.025, 0.025, 50_000,
-                                                                                          "uniform")
+    assert (c.warmup_fraction, c.ema_start_fraction, c.epoch_samples, c.resolved().attack_start) == (
+        0.025, 0.025, 50_000, "uniform")
+    # the reference's TRADES l2-pgd: a 0.001 N(0, 1) start and steps of 2 eps / steps, at 128/255
+    l2 = TrainConfig(model="wrn-28-4", dataset="cifar100", samples="5M", out="x", norm="l2").resolved()
+    assert (l2.attack_start, l2.eps, l2.step_size) == ("normal", 128 / 255, 2 * (128 / 255) / 10)
     assert (c.weight_decay, c.weight_decay_bn, c.real_fraction) == (5e-4, False, 1 / 8)
     with pytest.raises(RobustscaleError, match="^real_fraction: .*synthetic"):
         TrainConfig(model="wrn-28-4", dataset="cifar10", samples=10, out="x", real_fraction=0)
