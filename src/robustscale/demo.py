@@ -147,7 +147,8 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
 
     law, plan_row, a1 = report["approach2"], report["plan"], report["approach1"]
     summary = {
-        "preset": preset, "quick": quick, "norm": norm, "out": str(out), "runs_dir": str(sweep.out), "runs": len(sweep.runs),
+        "preset": preset, "quick": quick, "norm": norm,
+        "out": str(out), "runs_dir": str(sweep.out), "runs": len(sweep.runs),
         "observations": str(out / "observations.csv"), "report": report["index"],
         "law": str(out / "report" / "law.json"), "story": report["story"], "trained": report["trained"],
         # the held-out images behind every point (a point's accuracy has standard error <= 0.5/sqrt(this))

@@ -185,7 +185,8 @@ def _pgd_chunks(model, x, y, eps, config, folder, advance):
                 "loss": r["loss"].numpy()}
 
     return run_chunks(folder, config.n, config.chunk_size, attack_chunk, on_chunk=advance,
-                      settings={"attack": "pgd40-cw" if config.norm == "linf" else f"pgd40-cw-{config.norm}", "eps": eps, "step_size": step_size,
+                      settings={"attack": "pgd40-cw" if config.norm == "linf" else f"pgd40-cw-{config.norm}",
+                                "eps": eps, "step_size": step_size,
                                 "seed": config.seed, "model": _identity(config)})
 
 
@@ -213,7 +214,7 @@ def _identity(config: EvalConfig) -> dict:
 
 
 def robustbench_entry(result: dict, model, checkpoint: str) -> dict:
-    """A RobustBench model-info entry (the fields of robustbench/model_info/<dataset>/<threat_model>/*.json)."""
+    """A RobustBench model-info entry (the fields of its model_info/<dataset>/<threat_model>/*.json)."""
     from robustscale.attacks.autoattack import AUTOATTACK_NORMS
 
     aa = result["robust_acc"].get("autoattack")

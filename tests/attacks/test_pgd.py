@@ -149,5 +149,6 @@ def test_l2_projection_ball_and_box():
 
 def test_l2_accuracy_falls_with_eps(trained):
     model, _, x, y = trained
-    accs = [robust_accuracy(model, x[:100], y[:100], eps=eps, steps=10, norm="l2")[1] for eps in (0, 0.5, 1.5)]
+    accs = [robust_accuracy(model, x[:100], y[:100], eps=eps, steps=10, norm="l2")[1]
+            for eps in (0, 0.5, 1.5)]
     assert accs[0] > accs[1] > accs[2], accs

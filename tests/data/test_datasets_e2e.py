@@ -42,8 +42,9 @@ def test_dataset_end_to_end(name, tmp_path):
                info.num_classes)
     assert synth["shape"] == [h, w, c] and synth["num_classes"] == info.num_classes
 
-    tiny = ["--model", "wrn-10-1", "--data", name, "--data-dir", data, "--samples", "32", "--batch-size", "16",
-            "--eval-images", "8", "--eval-every", "32", "--eval-steps", "2", "--attack-steps", "2", "--no-progress"]
+    tiny = ["--model", "wrn-10-1", "--data", name, "--data-dir", data, "--samples", "32", "--batch-size",
+            "16", "--eval-images", "8", "--eval-every", "32", "--eval-steps", "2", "--attack-steps", "2",
+            "--no-progress"]
     linf = ok("train", *tiny, "--norm", "linf", "--synthetic", tmp_path / "synth", "--out", tmp_path / "linf")
     l2 = ok("train", *tiny, "--norm", "l2", "--out", tmp_path / "l2")
     assert linf["steps"] == l2["steps"] == 2
@@ -76,8 +77,9 @@ def test_dataset_end_to_end(name, tmp_path):
     assert aa_settings["attack"] == "autoattack-standard-L2"
 
     # the human study takes the dataset's class names (TinyImageNet's from its words.txt)
-    study = ok("study", "create", "--adversarial", tmp_path / "eval", "--clean", tmp_path / "eval", "--name", "s",
-               "--data", name, "--data-dir", data, "--db", f"sqlite:///{tmp_path / 'study.db'}")
+    study = ok("study", "create", "--adversarial", tmp_path / "eval", "--clean", tmp_path / "eval",
+               "--name", "s", "--data", name, "--data-dir", data,
+               "--db", f"sqlite:///{tmp_path / 'study.db'}")
     assert study["classes"] == list(class_names(name, data)) == [str(c) for c in adv["classes"]]
     assert len(study["classes"]) == info.num_classes
 

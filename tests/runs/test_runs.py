@@ -82,5 +82,5 @@ def test_runs_of_different_threat_models_are_not_mixed(study_runs):
     config_file = study_runs / "wrn-10-1_real_20000" / "config.json"
     config = json.loads(config_file.read_text())
     config_file.write_text(json.dumps({**config, "norm": "l2", "eps": 0.5}))
-    with pytest.raises(RobustscaleError, match="2 different datasets / threat models .*fashion-mnist l2 eps=0.5"):
+    with pytest.raises(RobustscaleError, match="2 different datasets / threat models .*mnist l2 eps=0.5"):
         observations(study_runs)

@@ -1,4 +1,5 @@
-"""AutoAttack (standard version, L-inf or L2) through the official code, PyPI `pyautoattack`, in resumable chunks.
+"""AutoAttack (standard version, L-inf or L2) through the official code, PyPI `pyautoattack`, in resumable
+chunks.
 
 A full CIFAR-10 AutoAttack of a large WRN takes hours, so the test set is cut into chunks of
 `chunk_size` images; each finished chunk's adversarial images, predictions and per-image robust
@@ -103,7 +104,8 @@ def autoattack(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, folder: s
 
     try:
         return run_chunks(folder, len(x), chunk_size, attack_chunk, on_chunk,
-                          {"attack": f"autoattack-standard-{AUTOATTACK_NORMS[norm]}", "eps": eps, "seed": seed,
+                          {"attack": f"autoattack-standard-{AUTOATTACK_NORMS[norm]}", "eps": eps,
+                           "seed": seed,
                            **(settings or {})})
     finally:
         model.train(was_training)

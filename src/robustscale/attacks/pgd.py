@@ -1,4 +1,5 @@
-"""PGD in the L-inf or L2 ball, with a random start, on any per-sample loss: CW margin (the paper's), CE, TRADES KL.
+"""PGD in the L-inf or L2 ball, with a random start, on any per-sample loss: CW margin (the paper's),
+cross-entropy, TRADES KL.
 
 `pgd_attack` does not change the model's mode: callers put the model in eval mode for evaluation
 (`attacks.evaluation.robust_evaluation` does) and choose for themselves during training.
@@ -59,7 +60,8 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str = "linf"
     return (x + delta).clamp(0, 1)
 
 
-def ascent_step(x_adv: torch.Tensor, grad: torch.Tensor, step_size: float, norm: str = "linf") -> torch.Tensor:
+def ascent_step(x_adv: torch.Tensor, grad: torch.Tensor, step_size: float, norm: str = "linf"
+                ) -> torch.Tensor:
     """One steepest-ascent step of length step_size in the norm: the gradient's sign for L-inf, the
     gradient scaled to unit L2 length for L2 (a zero gradient does not move the image)."""
     if norm == "linf":
@@ -82,7 +84,8 @@ def start_point(x: torch.Tensor, eps: float, norm: str = "linf", kind: str | Non
     if kind == "uniform":
         return project(torch.empty_like(x).uniform_(0, 1, generator=generator), x, eps, "l2")
     if kind == "normal":
-        return (x + 0.001 * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)).clamp(0, 1)
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return (x + 0.001 * noise).clamp(0, 1)
     return x.clone()
 
 

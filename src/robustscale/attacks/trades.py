@@ -68,8 +68,9 @@ def trades_objective(clean_logits: torch.Tensor, adv_logits: torch.Tensor, y: to
 
 
 def trades_attack(model, x: torch.Tensor, clean_logits: torch.Tensor, *, eps: float, step_size: float,
-                  steps: int, start: str = "uniform", norm: str = "linf", generator: torch.Generator | None = None,
-                  autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+                  steps: int, start: str = "uniform", norm: str = "linf",
+                  generator: torch.Generator | None = None, autocast_dtype: torch.dtype | None = None
+                  ) -> torch.Tensor:
     """TRADES' inner maximisation: PGD in the `norm` ball on KL(p_clean || p_adv), started as `start` says
     (pgd_attack's random_start; the reference's is "uniform" for L-inf, "normal" for L2)."""
     clean_probs = F.softmax(clean_logits.detach().float(), 1)

@@ -21,7 +21,8 @@ def demo(
     """A real small scaling study: train a grid, collect, fit the law once, write the report and summary."""
     from robustscale.demo import format_summary, run_demo
 
-    summary = run_demo(out=out, preset=preset, data_dir=data_dir, quick=quick, norm=norm, data_option="--data-dir",
+    summary = run_demo(out=out, preset=preset, data_dir=data_dir, quick=quick, norm=norm,
+                       data_option="--data-dir",
                        log=lambda msg: print(msg, file=sys.stderr, flush=True))
     emit(summary, json_output, lambda s: print(format_summary(s)))
 

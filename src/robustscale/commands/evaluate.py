@@ -28,12 +28,13 @@ def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="Weights: a run dir, <stem>.safetensors/.json or the stem, or a "
                                       "PyTorch state dict (.pt/.pth) of a DeepMind-style WRN (RobustBench's format)."),
-    data: str = typer.Option(..., "--data", help="cifar10, cifar100, svhn, tiny-imagenet or fashion-mnist (its "
-                             "test split; TinyImageNet's validation set)."),
+    data: str = typer.Option(..., "--data", help="cifar10, cifar100, svhn, tiny-imagenet or fashion-mnist "
+                             "(its test split; TinyImageNet's validation set)."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Folder of the dataset files."),
     attack: str = typer.Option("both", "--attack", help="pgd40-cw, autoattack or both."),
     n: int = typer.Option(10000, "--n", help="Number of test images (the first n)."),
-    eps: str = typer.Option(None, "--eps", help="Attack radius, e.g. 8/255 (default: the dataset's for --norm)."),
+    eps: str = typer.Option(None, "--eps", help="Attack radius, e.g. 8/255 (default: the dataset's for "
+                            "--norm)."),
     norm: str = typer.Option("linf", "--norm", help="Threat model: linf or l2 (PGD, AutoAttack and "
                              "RobustBench's threat_model)."),
     out: Path = typer.Option(..., "--out", help="Output folder (a half-finished one is resumed)."),

@@ -54,22 +54,24 @@ def derived_l2_eps(linf_eps: float, shape: tuple[int, int, int]) -> float:
 
 # CIFAR-100's 100 fine labels, in the order of its `meta` file's fine_label_names (the label indices)
 CIFAR100_CLASSES = (
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle", "bowl", "boy",
-    "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle", "chair", "chimpanzee", "clock",
-    "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish",
-    "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
-    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom", "oak_tree", "orange",
-    "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine",
-    "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk",
-    "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
-    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale",
-    "willow_tree", "wolf", "woman", "worm",
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
+    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
+    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup",
+    "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house",
+    "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man",
+    "maple_tree", "motorcycle", "mountain", "mouse", "mushroom", "oak_tree", "orange", "orchid",
+    "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine",
+    "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal", "shark", "shrew",
+    "skunk", "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar", "sunflower",
+    "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor", "train", "trout",
+    "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
 )
 
-# Statistics and radii: DM-Improves-AT (wzekai99/DM-Improves-AT @ b390f25): `core/models/wideresnetwithswish.py`
-# and `ti_wideresnetwithswish.py` (CIFAR100_/SVHN_/TINY_MEAN, _STD: the normalisation inside its models), the
-# README's checkpoint table (L-inf 8/255 on all four sets, L2 128/255 on CIFAR-10; RobustBench's CIFAR-100 L2
-# is 0.5 = 128/255 too). TinyImageNet is published under L-inf only, so its L2 radius is derived.
+# Statistics and radii: DM-Improves-AT (wzekai99/DM-Improves-AT @ b390f25):
+# `core/models/wideresnetwithswish.py` and `ti_wideresnetwithswish.py` (CIFAR100_/SVHN_/TINY_MEAN, _STD:
+# the normalisation inside its models), the README's checkpoint table (L-inf 8/255 on all four sets, L2
+# 128/255 on CIFAR-10; RobustBench's CIFAR-100 L2 is 0.5 = 128/255 too). TinyImageNet is published under
+# L-inf only, so its L2 radius is derived.
 _32 = (3, 32, 32)
 DATASETS = {
     "cifar10": DatasetInfo(
@@ -368,7 +370,8 @@ class _Files:
 
 
 def _files(name: str, data_dir, option: str = "data_dir") -> _Files:
-    """The files of `name` in data_dir: its extracted folder (data_dir/<top> or data_dir itself), else its archive."""
+    """The files of `name` in data_dir: its extracted folder (data_dir/<top> or data_dir itself), else its
+    archive."""
     folder = _need_dir(name, data_dir, option)
     top, archive, marker = _LAYOUTS[name]
     for candidate in (folder / top, folder):
@@ -428,8 +431,10 @@ def _tiny_imagenet_classes(files: _Files) -> tuple[list[str], tuple[str, ...]]:
     """(wnids in wnids.txt's order: label i is line i, their names from words.txt)."""
     wnids = files.read("wnids.txt").decode().split()
     if len(wnids) != 200 or len(set(wnids)) != 200:
-        raise RobustscaleError(f"{files.where('wnids.txt')}: expected 200 distinct wnids, found {len(set(wnids))}")
-    words = dict(line.split("\t", 1) for line in files.read("words.txt").decode().splitlines() if "\t" in line)
+        raise RobustscaleError(f"{files.where('wnids.txt')}: expected 200 distinct wnids, found "
+                               f"{len(set(wnids))}")
+    lines = files.read("words.txt").decode().splitlines()
+    words = dict(line.split("\t", 1) for line in lines if "\t" in line)
     missing = [w for w in wnids if w not in words]
     if missing:
         raise RobustscaleError(f"{files.where('words.txt')}: no name for {missing[0]} "
@@ -461,7 +466,8 @@ def _load_tiny_imagenet(split: str, files: _Files) -> tuple[np.ndarray, np.ndarr
             names += found
             labels += [index[w]] * len(found)
     else:
-        rows = [line.split("\t") for line in files.read("val/val_annotations.txt").decode().splitlines() if line]
+        lines = files.read("val/val_annotations.txt").decode().splitlines()
+        rows = [line.split("\t") for line in lines if line]
         bad = [r for r in rows if len(r) < 2 or r[1] not in index]
         if bad:
             raise RobustscaleError(f"{files.where('val/val_annotations.txt')}: expected '<file>\\t<wnid>...' "

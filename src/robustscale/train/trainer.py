@@ -198,8 +198,8 @@ class Trainer:
             return F.cross_entropy(clean.float(), y, label_smoothing=cfg.label_smoothing)
         # the reference's TRADES step; the attack in train mode with frozen BatchNorm statistics and weights
         return trades_loss(self.train_net, x, y, eps=cfg.eps, step_size=cfg.step_size, steps=cfg.attack_steps,
-                           beta=cfg.beta, label_smoothing=cfg.label_smoothing, start=cfg.attack_start, norm=cfg.norm,
-                           generator=self._generator(step, micro, _ATTACK, self.device),
+                           beta=cfg.beta, label_smoothing=cfg.label_smoothing, start=cfg.attack_start,
+                           norm=cfg.norm, generator=self._generator(step, micro, _ATTACK, self.device),
                            autocast_dtype=self.autocast_dtype, attack_model=self.attack_net)
 
     def _train_step(self, step: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -246,7 +246,8 @@ class Trainer:
     def _config_record(self) -> dict:
         return {**self.cfg.asdict(), "params": self.params, "forward_flops": self.forward_flops,
                 "flops_per_sample": self.flops_per_sample, "sources": self.sources, "fid": self.fid,
-                "total_steps": self.total_steps, "world_size": self.dist.world_size, "eps_note": self.eps_note}
+                "total_steps": self.total_steps, "world_size": self.dist.world_size,
+                "eps_note": self.eps_note}
 
     def state_dict(self) -> dict:
         return {"step": self.step, "config": self.cfg.asdict(), "model": self.model.state_dict(),
