@@ -177,3 +177,17 @@ def test_synthetic_only_run_records_its_sources_fid(tmp_path, synthetic_store):
     assert result["flops"] == 128 * config["flops_per_sample"] == 128 * train_flops_per_sample("wrn-10-1", (1, 28, 28))
     assert result["synthetic_passes"] == pytest.approx(128 / 10000)
     assert 0 < result["final"]["loss"] < 10
+
+
+def test_sweep_file_sets_the_norm(tmp_path):
+    """`train: {norm: l2}` in a sweep file reaches every run's config, with the dataset's L2 radius."""
+    from robustscale.sweep import load_sweep
+
+    grid = "dataset: cifar100\nmodels: [wrn-10-1]\nsamples: [1k]\nsources: [{name: real}]\n"
+    (tmp_path / "sweep.yaml").write_text(grid + "train: {norm: l2}\n")
+    runs = load_sweep(tmp_path / "sweep.yaml").runs
+    resolved = [TrainConfig.from_dict(r.config).resolved() for r in runs]
+    assert resolved and all((c.norm, c.eps) == ("l2", 128 / 255) for c in resolved)
+    (tmp_path / "bad.yaml").write_text(grid + "train: {norm: l1}\n")
+    with pytest.raises(RobustscaleError, match="norm: expected one of linf, l2"):
+        load_sweep(tmp_path / "bad.yaml")
