@@ -152,3 +152,20 @@ def test_l2_accuracy_falls_with_eps(trained):
     accs = [robust_accuracy(model, x[:100], y[:100], eps=eps, steps=10, norm="l2")[1]
             for eps in (0, 0.5, 1.5)]
     assert accs[0] > accs[1] > accs[2], accs
+
+
+def test_trades_l2_attack_stays_in_the_ball_and_raises_the_kl(trained):
+    """TRADES' inner maximisation under L2, from the reference's l2-pgd start (0.001 N(0, 1))."""
+    from robustscale.attacks.trades import trades_attack, trades_objective
+
+    model, _, x, y = trained
+    x, y = x[:64], y[:64]
+    with torch.no_grad():
+        clean = model(x)
+    xa = trades_attack(model, x, clean, eps=L2_EPS, step_size=L2_EPS / 5, steps=10, start="normal", norm="l2",
+                       generator=torch.Generator().manual_seed(0))
+    assert ((xa - x).flatten(1).norm(dim=1) <= L2_EPS + 1e-5).all() and xa.min() >= 0 and xa.max() <= 1
+    with torch.no_grad():  # beta = 1 and the same clean term: the difference is the KL
+        kl_start = trades_objective(clean, model((x + 1e-3 * torch.randn_like(x)).clamp(0, 1)), y, beta=1)
+        kl_attack = trades_objective(clean, model(xa), y, beta=1)
+    assert kl_attack > kl_start + 0.1, (kl_start, kl_attack)

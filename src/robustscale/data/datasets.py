@@ -42,6 +42,9 @@ class DatasetInfo:
     files: str  # what the owners publish, as an error message names it
     # norms whose default radius no anchor publishes: derived (`derived_l2_eps`), and said so with a warning
     derived_eps: tuple[str, ...] = ()
+    # training crops and flips its images (data.augment); DM-Improves-AT does not for SVHN (`core/data/
+    # svhn.py`: train_transform = test_transform): a flipped digit is another digit or none
+    augment: bool = True
 
 
 def derived_l2_eps(linf_eps: float, shape: tuple[int, int, int]) -> float:
@@ -86,7 +89,7 @@ DATASETS = {
     "svhn": DatasetInfo(
         "svhn", 10, _32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
         {"linf": 8 / 255, "l2": 128 / 255}, tuple("0123456789"),  # labels: the digit (the file's 10 is 0)
-        "train_32x32.mat and test_32x32.mat"),
+        "train_32x32.mat and test_32x32.mat", augment=False),
     "tiny-imagenet": DatasetInfo(
         "tiny-imagenet", 200, (3, 64, 64), (0.4802, 0.4481, 0.3975), (0.2302, 0.2265, 0.2262),
         {"linf": 8 / 255, "l2": derived_l2_eps(8 / 255, (3, 64, 64))}, None,

@@ -74,6 +74,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.console = Console(stderr=True, quiet=not (progress and self.dist.is_main))
         self.progress = progress and self.dist.is_main
+        self.augment = dataset_info(cfg.dataset).augment
         # a default radius no anchor publishes (data.datasets.eps_note): said on stderr and in config.json
         self.eps_note = eps_note(cfg.dataset, cfg.norm) if config.eps is None else None
         if self.eps_note and self.dist.is_main:
@@ -212,7 +213,8 @@ class Trainer:
             micro = self.dist.rank * accum + k  # global micro-batch number: K processes == K micro-batches
             x = images[k * m:(k + 1) * m].permute(0, 3, 1, 2).float().div_(255)
             y = labels[k * m:(k + 1) * m]
-            x = random_crop_flip(x, generator=self._generator(step, micro, _AUGMENT, torch.device("cpu")))
+            if self.augment:
+                x = random_crop_flip(x, generator=self._generator(step, micro, _AUGMENT, torch.device("cpu")))
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             no_sync = self.dist.enabled and k < accum - 1
