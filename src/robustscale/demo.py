@@ -73,18 +73,22 @@ QUICK = {  # tests and smoke checks: two sizes, two tiny budgets, light evaluati
 }
 
 
-def sweep_spec(preset: str, data_dir: str | os.PathLike | None, quick: bool) -> dict:
-    """The sweep file content of a preset (written to OUT/sweep.yaml and run by the sweep)."""
+def sweep_spec(preset: str, data_dir: str | os.PathLike | None, quick: bool, norm: str = "linf") -> dict:
+    """The sweep file content of a preset (written to OUT/sweep.yaml and run by the sweep) under `norm`."""
+    from robustscale.data.datasets import check_norm
+
     if preset not in PRESETS:
         raise RobustscaleError(f"preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
     spec = {**PRESETS[preset], **(QUICK if quick else {})}
     spec.pop("bootstrap")
+    if check_norm(norm) != "linf":  # the presets' L-inf attack step does not carry over: the norm's default
+        spec["train"] = {**{k: v for k, v in spec["train"].items() if k != "step_size"}, "norm": norm}
     return {"name": f"demo-{preset}", "out": "runs", "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
             "sources": ["real"], **spec}
 
 
 def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
-             data_dir: str | os.PathLike | None = None, quick: bool = False,
+             data_dir: str | os.PathLike | None = None, quick: bool = False, norm: str = "linf",
              log: Callable[[str], None] = print, data_option: str = "data_dir") -> dict:
     """Run the whole study; returns the summary (also written to OUT/summary.json).
 
@@ -92,7 +96,7 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
     the data folder in the error, e.g. the CLI's `--data-dir`).
     """
     t_start = time.perf_counter()
-    spec = sweep_spec(preset, data_dir, quick)
+    spec = sweep_spec(preset, data_dir, quick, norm)
     check_dataset(spec["dataset"], data_dir, option=data_option)
     import yaml
 
@@ -144,7 +148,8 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
 
     law, plan_row, a1 = report["approach2"], report["plan"], report["approach1"]
     summary = {
-        "preset": preset, "quick": quick, "out": str(out), "runs_dir": str(sweep.out), "runs": len(sweep.runs),
+        "preset": preset, "quick": quick, "norm": norm,
+        "out": str(out), "runs_dir": str(sweep.out), "runs": len(sweep.runs),
         "observations": str(out / "observations.csv"), "report": report["index"],
         "law": str(out / "report" / "law.json"), "story": report["story"], "trained": report["trained"],
         # the held-out images behind every point (a point's accuracy has standard error <= 0.5/sqrt(this))

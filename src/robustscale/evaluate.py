@@ -44,7 +44,8 @@ class EvalConfig:
     data_dir: str | None = None
     attack: str = "both"
     n: int = 10000
-    eps: float | None = None  # None: the dataset's default_eps (8/255 for CIFAR-10, §3.1)
+    eps: float | None = None  # None: the dataset's default for `norm` (8/255 L-inf for CIFAR-10, §3.1)
+    norm: str = "linf"  # threat model: "linf" (the paper's) or "l2"
     out: str = "eval"
     batch_size: int = EVAL_BATCH
     # None: eps / 4, i.e. 2/255 at 8/255 (attacks.evaluation.eval_step_size, the reference's)
@@ -59,14 +60,16 @@ class EvalConfig:
     std: tuple[float, ...] | None = None
 
 
-def parse_eps(text: str | float) -> float:
-    """'8/255', '0.1' or a number -> float in [0, 1]."""
+def parse_eps(text: str | float, norm: str = "linf") -> float:
+    """'8/255', '0.1' or a number -> float: in [0, 1] for L-inf (images are in [0, 1]), >= 0 for L2."""
     try:
         eps = float(Fraction(str(text).strip()))
     except (ValueError, ZeroDivisionError):
         raise RobustscaleError(f"eps: expected a number or fraction such as 8/255, got {text!r}") from None
-    if not 0 <= eps <= 1:
-        raise RobustscaleError(f"eps: must lie in [0, 1] (images are in [0, 1]), got {text}")
+    if norm == "linf" and not 0 <= eps <= 1:
+        raise RobustscaleError(f"eps: must lie in [0, 1] for linf (images are in [0, 1]), got {text}")
+    if not 0 <= eps < float("inf"):
+        raise RobustscaleError(f"eps: expected a finite radius >= 0, got {text}")
     return eps
 
 
@@ -90,9 +93,9 @@ def load_checked_model(checkpoint: str, data: str, device: str, *, arch: str | N
     if tuple(model.input_shape()) != tuple(info.shape):
         raise RobustscaleError(f"{checkpoint}: model takes {'x'.join(map(str, model.input_shape()))} "
                                f"images but {data} has {'x'.join(map(str, info.shape))}")
-    if model.config.num_classes != len(info.classes):
+    if model.config.num_classes != info.num_classes:
         raise RobustscaleError(f"{checkpoint}: model predicts {model.config.num_classes} classes but "
-                               f"{data} has {len(info.classes)}")
+                               f"{data} has {info.num_classes}")
     return model.eval(), opened.record()
 
 
@@ -100,12 +103,14 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
     """Evaluate `config.checkpoint` on the first `config.n` test images; returns eval.json's content."""
     import torch
 
-    from robustscale.data.datasets import dataset_info, images_to_tensor, load_dataset
+    from robustscale.data.datasets import (check_norm, class_names, default_eps, eps_note, images_to_tensor,
+                                           load_dataset)
 
     if config.attack not in ATTACKS:
         raise RobustscaleError(f"attack: expected one of {', '.join(ATTACKS)}, got {config.attack!r}")
-    info = dataset_info(config.data)
-    eps = parse_eps(info.default_eps if config.eps is None else config.eps)
+    check_norm(config.norm)
+    eps = parse_eps(default_eps(config.data, config.norm) if config.eps is None else config.eps, config.norm)
+    note = eps_note(config.data, config.norm) if config.eps is None else None
     if config.n < 1:
         raise RobustscaleError(f"n: expected a positive number of images, got {config.n}")
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -126,7 +131,7 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
     table = {"index": np.arange(config.n), "label": labels, "clean_pred": clean_pred,
              "clean_correct": clean_pred == labels}
     result = {"model": model.config.name, "checkpoint": str(config.checkpoint), "dataset": config.data,
-              **weights_record, "n": config.n, "eps": eps, "attack": config.attack,
+              **weights_record, "n": config.n, "norm": config.norm, "eps": eps, "attack": config.attack,
               "clean_accuracy": float(table["clean_correct"].mean()), "accuracy": {}, "loss": None}
     adversarial = None
     attacks = ["pgd40-cw", "autoattack"] if config.attack == "both" else [config.attack]
@@ -143,6 +148,8 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
             result["pgd_step_size"] = _step_size(config, eps)
         adversarial = arrays["adversarial"]  # AutoAttack's when both run: the study's images (§4)
     result["adversarial_source"] = attacks[-1]
+    if note is not None:
+        result["warnings"] = [note]
     result["time_s"] = time.time() - t0
     result["device"] = device
 
@@ -153,7 +160,7 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
     with torch.no_grad():
         adv_pred = torch.cat([model(images_to_tensor(adv_uint8[i:i + config.batch_size], device)).argmax(1)
                               .cpu() for i in range(0, config.n, config.batch_size)]).numpy()
-    classes = np.array(info.classes)
+    classes = np.array(class_names(config.data, config.data_dir))
     write_npz(out / "adversarial.npz", compressed=True, images=adv_uint8, labels=labels, predictions=adv_pred,
               indices=table["index"], classes=classes)
     write_npz(out / "clean.npz", compressed=True, images=images, labels=labels, indices=table["index"],
@@ -176,19 +183,20 @@ def _pgd_chunks(model, x, y, eps, config, folder, advance):
 
     def attack_chunk(start, stop):
         r = robust_evaluation(model, x[start:stop], y[start:stop], eps=eps, steps=EVAL_STEPS, step_size=step_size,
-                              batch_size=config.batch_size, seed=config.seed + start)
+                              batch_size=config.batch_size, seed=config.seed + start, norm=config.norm)
         return {"adversarial": r["adversarial"].numpy(), "predictions": r["adv_pred"].numpy(),
                 "loss": r["loss"].numpy()}
 
     return run_chunks(folder, config.n, config.chunk_size, attack_chunk, on_chunk=advance,
-                      settings={"attack": "pgd40-cw", "eps": eps, "step_size": step_size,
+                      settings={"attack": "pgd40-cw" if config.norm == "linf" else f"pgd40-cw-{config.norm}",
+                                "eps": eps, "step_size": step_size,
                                 "seed": config.seed, "model": _identity(config)})
 
 
 def _autoattack_chunks(model, x, y, eps, config, folder, advance):
     from robustscale.attacks.autoattack import autoattack
 
-    return autoattack(model, x, y, eps=eps, folder=folder, chunk_size=config.chunk_size,
+    return autoattack(model, x, y, eps=eps, folder=folder, norm=config.norm, chunk_size=config.chunk_size,
                       batch_size=config.batch_size, seed=config.seed, on_chunk=advance,
                       settings={"model": _identity(config)})
 
@@ -208,7 +216,9 @@ def _identity(config: EvalConfig) -> dict:
 
 
 def robustbench_entry(result: dict, model, checkpoint: str) -> dict:
-    """A RobustBench model-info entry (the fields of robustbench/model_info/<dataset>/Linf/*.json)."""
+    """A RobustBench model-info entry (the fields of its model_info/<dataset>/<threat_model>/*.json)."""
+    from robustscale.attacks.autoattack import AUTOATTACK_NORMS
+
     aa = result["accuracy"].get("autoattack")
     footnote = f"Evaluated by robustscale on the first {result['n']} test images."
     run = RunDir(checkpoint)
@@ -233,7 +243,7 @@ def robustbench_entry(result: dict, model, checkpoint: str) -> dict:
         "autoattack_acc": f"{100 * aa:.2f}" if aa is not None else "",
         "footnote": footnote,
         "unreliable": False,
-        "threat_model": "Linf",
+        "threat_model": AUTOATTACK_NORMS[result["norm"]],
     }
 
 

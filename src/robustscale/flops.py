@@ -26,9 +26,10 @@ STANDARD_FORWARD_EQUIVALENTS = 3
 FORWARD_EQUIVALENTS = {"trades": TRADES_FORWARD_EQUIVALENTS, "standard": STANDARD_FORWARD_EQUIVALENTS}
 
 
-def _meta_copy(model, input_shape: tuple[int, int, int] | None = None):
-    """The same architecture on the meta device (no storage), taking `input_shape` (C, H, W) images when
-    given (default: the model's own): a model, or a registry name like 'wrn-70-16'."""
+def _meta_copy(model, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None):
+    """The same architecture on the meta device (no storage), taking `input_shape` (C, H, W) images and
+    predicting `num_classes` when given (default: the model's own): a model, or a registry name like
+    'wrn-70-16'."""
     import torch
 
     from robustscale.models.registry import model_config
@@ -42,6 +43,8 @@ def _meta_copy(model, input_shape: tuple[int, int, int] | None = None):
         if c != config.in_channels:  # normalisation does not count: any per-channel statistics do
             config = dataclasses.replace(config, in_channels=c, mean=(0.5,) * c, std=(0.5,) * c)
         config = dataclasses.replace(config, image_size=h)
+    if num_classes is not None:
+        config = dataclasses.replace(config, num_classes=num_classes)
     with torch.device("meta"):
         copy = WideResNet(config)
     return copy.eval()
@@ -68,10 +71,13 @@ def flops_ratio(model, input_shape: tuple[int, int, int] | None = None) -> float
     return train_flops_per_sample(model, input_shape) / _meta_copy(model, input_shape).get_num_params()
 
 
-def flops_summary(model, input_shape: tuple[int, int, int] | None = None, mode: str = "trades") -> dict:
-    """`params`, `forward_flops`, `train_flops_per_sample` and `c` of a model or registry name."""
-    meta = _meta_copy(model, input_shape)
+def flops_summary(model, input_shape: tuple[int, int, int] | None = None, mode: str = "trades",
+                  num_classes: int | None = None) -> dict:
+    """`params`, `forward_flops`, `train_flops_per_sample` and `c` of a model or registry name (at
+    `input_shape` and `num_classes`, e.g. a dataset's: 200 classes of 3x64x64 for TinyImageNet)."""
+    meta = _meta_copy(model, input_shape, num_classes)
     params = meta.get_num_params()
     per_sample = train_flops_per_sample(meta, mode=mode)
-    return {"model": meta.config.name, "mode": mode, "input_shape": list(meta.input_shape()), "params": params,
+    return {"model": meta.config.name, "mode": mode, "input_shape": list(meta.input_shape()),
+            "num_classes": meta.config.num_classes, "params": params,
             "forward_flops": forward_flops(meta), "train_flops_per_sample": per_sample, "c": per_sample / params}

@@ -16,7 +16,7 @@ from robustscale.errors import RobustscaleError
 from robustscale.rundir import RunDir, find_runs
 
 OBSERVATION_COLUMNS = ("run", "source", "fid", "params", "samples", "flops", "loss", "accuracy",
-                       "clean_accuracy", "train_fraction", "eval_split")
+                       "clean_accuracy", "train_fraction", "eval_split", "dataset", "norm", "eps")
 
 
 @dataclasses.dataclass
@@ -103,9 +103,16 @@ def observations(runs_dir: str | os.PathLike, include_standard: bool = False):
                          "accuracy": m.get("accuracy"), "clean_accuracy": m.get("clean_accuracy"),
                          "train_fraction": m["samples"] / target,
                          # the images the loss is on (TrainConfig.eval_split); runs from before it: heldout
-                         "eval_split": config.get("eval_split", "heldout")})
+                         "eval_split": config.get("eval_split", "heldout"), "dataset": config.get("dataset"),
+                         # runs from before the norm existed were L-inf
+                         "norm": config.get("norm", "linf"), "eps": config.get("eps")})
     if not rows:
         raise RobustscaleError(f"{runs_dir}: no evaluation points in any adversarial run (nothing to collect)")
+    threats = sorted({(r["dataset"], r["norm"], r["eps"]) for r in rows}, key=str)
+    if len(threats) > 1:  # losses under different attacks or data are different quantities: one law each
+        raise RobustscaleError(f"{runs_dir}: runs of {len(threats)} different datasets / threat models "
+                               f"({', '.join(f'{d} {n} eps={e!s:.6}' for d, n, e in threats[:3])}); collect "
+                               f"each into its own table")
     return load_observations(pd.DataFrame(rows, columns=list(OBSERVATION_COLUMNS)))
 
 

@@ -82,3 +82,14 @@ def test_forward_flops_equal_torchs_flop_counter(name, shape):
     with FlopCounterMode(display=False) as counter:
         meta(torch.empty(1, *meta.input_shape(), device="meta"))
     assert forward_flops(name, shape) == counter.get_total_flops()
+
+
+def test_flops_follow_the_dataset(cli):
+    """TinyImageNet's 3x64x64 images cost 4x CIFAR's per convolution and its 200 classes add head weights."""
+    tiny = cli("flops", "wrn-28-10", "--data", "tiny-imagenet", "--json").json
+    cifar = flops_summary("wrn-28-10", (3, 32, 32), num_classes=10)
+    assert tiny["input_shape"] == [3, 64, 64] and tiny["num_classes"] == 200
+    assert tiny["params"] - cifar["params"] == 640 * 190 + 190  # the linear head's extra rows and biases
+    head = 2 * 640 * (200 - 4 * 10)  # the head's FLOPs do not grow with the image; the 4x would count them
+    assert tiny["forward_flops"] == 4 * cifar["forward_flops"] + head
+    assert tiny["c"] == pytest.approx(4 * cifar["c"], rel=0.01)

@@ -11,7 +11,7 @@ import pytest
 
 from robustscale.errors import RobustscaleError
 from robustscale.laws import load_observations
-from robustscale.runs import collect, list_runs
+from robustscale.runs import collect, list_runs, observations
 
 from tests.runs.conftest import make_run
 
@@ -54,7 +54,8 @@ def test_collect_one_row_per_evaluation(study_runs, tmp_path, suffix):
     assert len(obs) == 9 * 4  # 9 TRADES runs x 4 evaluations; standard baselines left out
     back = load_observations(out)
     assert list(back.columns) == ["run", "source", "fid", "params", "samples", "flops", "loss", "accuracy",
-                                  "clean_accuracy", "train_fraction", "eval_split"]
+                                  "clean_accuracy", "train_fraction", "eval_split", "dataset", "norm", "eps"]
+    assert set(back["norm"]) == {"linf"} and set(back["dataset"]) == {"fashion-mnist"}
     row = back[back["run"] == "wrn-16-1_real_40000"].sort_values("samples").iloc[1]
     assert (row["params"], row["samples"], row["flops"]) == (175_000, 20_000, 7822 * 175_000 * 20_000)
     assert row["train_fraction"] == 0.5 and row["source"] == "real" and row["fid"] == 0.0
@@ -85,3 +86,12 @@ def test_collect_refuses_a_synthetic_run_of_unknown_fid(study_runs, tmp_path, cl
     assert r.returncode == 2 and not (tmp_path / "obs.csv").exists()
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("error: ") and "wrn-10-1_edm-20_8000/config.json: fid: unknown" in line, line
+
+
+def test_runs_of_different_threat_models_are_not_mixed(study_runs):
+    """An L2 run's loss is another quantity than an L-inf run's: one table (and law) per threat model."""
+    config_file = study_runs / "wrn-10-1_real_20000" / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "norm": "l2", "eps": 0.5}))
+    with pytest.raises(RobustscaleError, match="2 different datasets / threat models .*mnist l2 eps=0.5"):
+        observations(study_runs)

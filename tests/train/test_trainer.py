@@ -143,8 +143,11 @@ def test_ema_equals_the_model_for_the_first_steps_then_decays():
 
 def test_recipe_defaults_are_the_references():
     c = TrainConfig(model="wrn-28-4", dataset="cifar10", samples="5M", out="x")
-    assert (c.warmup_fraction, c.ema_start_fraction, c.epoch_samples, c.attack_start) == (0.025, 0.025, 50_000,
-                                                                                          "uniform")
+    assert (c.warmup_fraction, c.ema_start_fraction, c.epoch_samples, c.resolved().attack_start) == (
+        0.025, 0.025, 50_000, "uniform")
+    # the reference's TRADES l2-pgd: a 0.001 N(0, 1) start and steps of 2 eps / steps, at 128/255
+    l2 = TrainConfig(model="wrn-28-4", dataset="cifar100", samples="5M", out="x", norm="l2").resolved()
+    assert (l2.attack_start, l2.eps, l2.step_size) == ("normal", 128 / 255, 2 * (128 / 255) / 10)
     assert (c.weight_decay, c.weight_decay_bn, c.real_fraction) == (5e-4, False, 1 / 8)
     with pytest.raises(RobustscaleError, match="^real_fraction: .*synthetic"):
         TrainConfig(model="wrn-28-4", dataset="cifar10", samples=10, out="x", real_fraction=0)
@@ -226,3 +229,17 @@ def test_train_help_lists_the_recipe_knobs(cli):
     assert r.returncode == 0, r
     for flag, choices in (("--momentum-schedule", "cycle (default"), ("--eval-split", "test (default")):
         assert flag in r.stdout and choices in r.stdout, flag
+
+
+def test_sweep_file_sets_the_norm(tmp_path):
+    """`train: {norm: l2}` in a sweep file reaches every run's config, with the dataset's L2 radius."""
+    from robustscale.sweep import load_sweep
+
+    grid = "dataset: cifar100\nmodels: [wrn-10-1]\nsamples: [1k]\nsources: [{name: real}]\n"
+    (tmp_path / "sweep.yaml").write_text(grid + "train: {norm: l2}\n")
+    runs = load_sweep(tmp_path / "sweep.yaml").runs
+    resolved = [r.config for r in runs]
+    assert resolved and all((c.norm, c.eps) == ("l2", 128 / 255) for c in resolved)
+    (tmp_path / "bad.yaml").write_text(grid + "train: {norm: l1}\n")
+    with pytest.raises(RobustscaleError, match="norm: expected one of linf, l2"):
+        load_sweep(tmp_path / "bad.yaml")

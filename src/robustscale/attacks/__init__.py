@@ -1,1 +1,1 @@
-"""L-inf attacks (PGD on any loss), the TRADES loss, and AutoAttack."""
+"""L-inf and L2 attacks (PGD on any loss), the TRADES loss, and AutoAttack."""

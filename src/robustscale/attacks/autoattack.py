@@ -1,4 +1,5 @@
-"""AutoAttack (standard version, L-inf) through the official code, PyPI `pyautoattack`, in resumable chunks.
+"""AutoAttack (standard version, L-inf or L2) through the official code, PyPI `pyautoattack`, in resumable
+chunks.
 
 A full CIFAR-10 AutoAttack of a large WRN takes hours, so the test set is cut into chunks of
 `chunk_size` images; each finished chunk's adversarial images, predictions and per-image robust
@@ -72,11 +73,15 @@ def _load_chunk(path: Path, length: int) -> dict[str, np.ndarray] | None:
     return part
 
 
+# AutoAttack's names of the threat models (pyautoattack's `norm`, RobustBench's `threat_model`)
+AUTOATTACK_NORMS = {"linf": "Linf", "l2": "L2"}
+
+
 def autoattack(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, folder: str | os.PathLike,
-               chunk_size: int = CHUNK_SIZE, batch_size: int = 250, seed: int = 0,
+               norm: str = "linf", chunk_size: int = CHUNK_SIZE, batch_size: int = 250, seed: int = 0,
                on_chunk: Callable[[int], None] | None = None, settings: dict | None = None
                ) -> dict[str, np.ndarray]:
-    """Standard L-inf AutoAttack (APGD-CE, APGD-T, FAB-T, Square) of `model` on (x, y) in [0, 1].
+    """Standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square) in the `norm` ball of `model` on (x, y) in [0, 1].
 
     Returns {"adversarial": float32 (n, C, H, W), "predictions": int64, "robust": bool} with
     robust[i] = the model still classifies image i correctly after all four attacks.
@@ -90,7 +95,7 @@ def autoattack(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, folder: s
 
     def attack_chunk(start: int, stop: int) -> dict[str, np.ndarray]:
         xc, yc = x[start:stop].to(device), y[start:stop].to(device)
-        adversary = AutoAttack(model, norm="Linf", eps=eps, version="standard", device=device,
+        adversary = AutoAttack(model, norm=AUTOATTACK_NORMS[norm], eps=eps, version="standard", device=device,
                                seed=seed + start)
         adversary.verbose = False
         x_adv, y_adv = adversary.run_standard_evaluation(xc, yc, batch_size=batch_size)
@@ -99,7 +104,8 @@ def autoattack(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, folder: s
 
     try:
         return run_chunks(folder, len(x), chunk_size, attack_chunk, on_chunk,
-                          {"attack": "autoattack-standard-Linf", "eps": eps, "seed": seed,
+                          {"attack": f"autoattack-standard-{AUTOATTACK_NORMS[norm]}", "eps": eps,
+                           "seed": seed,
                            **(settings or {})})
     finally:
         model.train(was_training)

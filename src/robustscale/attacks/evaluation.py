@@ -5,7 +5,8 @@ both call `robust_evaluation`, so the two measure the same quantity with the sam
 of the reference's `Linf_PGD_40` (bbartoldson/Adversarial-Robustness-Limits,
 `gowal21uncovering/utils/watrain.py`): the model in eval mode and fp32, 40 steps of eps / 4 (2/255
 at 8/255) from one uniform random start in the eps ball, and per image the TRADES loss with beta = 5
-and no label smoothing, CE(f(x), y) + 5 KL(p(x) || p(x_adv)).
+and no label smoothing, CE(f(x), y) + 5 KL(p(x) || p(x_adv)). Under L2 (`norm="l2"`, the reference's
+`l2-pgd`) the same: forty normalised-gradient steps of eps / 4 from the reference's L2 random start.
 """
 
 from __future__ import annotations
@@ -24,15 +25,18 @@ EVAL_SEED = 0  # the attack's random starts: same seed, same images -> same numb
 
 
 def eval_step_size(eps: float) -> float:
-    """The attack step: eps / 4, the reference's 2/255 at its 8/255 (and training's step, §3.1)."""
+    """The attack step: eps / 4, the reference's 2/255 at its 8/255 (and training's step, §3.1). The same
+    rule under L2 (32/255 at 128/255): the reference's L2 evaluation steps by its --attack-step flag,
+    whose L2 value the repositories do not publish, and forty steps of eps / 4 reach any point of the ball."""
     return eps / 4
 
 
 def robust_evaluation(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = EVAL_STEPS,
                       step_size: float | None = None, restarts: int = EVAL_RESTARTS,
-                      batch_size: int = EVAL_BATCH, seed: int = EVAL_SEED,
+                      batch_size: int = EVAL_BATCH, seed: int = EVAL_SEED, norm: str = "linf",
                       on_batch: Callable[[int], None] | None = None) -> dict[str, torch.Tensor]:
-    """PGD-CW attack of `model` on images `x` in [0, 1] with labels `y`; per-image results on the CPU.
+    """PGD-CW attack in the `norm` ball ("linf" or "l2") of `model` on images `x` in [0, 1] with labels `y`;
+    per-image results on the CPU.
 
     Returns {"clean_pred", "adversarial" (float images), "adv_pred", "loss" (TRADES, beta 5)}. With
     restarts > 1 each image keeps the restart with the highest CW loss. The random starts come from
@@ -55,7 +59,7 @@ def robust_evaluation(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, st
                 best = best_cw = best_logits = None
                 for _ in range(restarts):
                     xa = pgd_attack(model, xb, yb, eps=eps, step_size=step_size, steps=steps, loss="cw",
-                                    random_start="uniform", generator=generator)
+                                    random_start="uniform", norm=norm, generator=generator)
                     with torch.no_grad():
                         logits = model(xa)
                     cw = cw_loss(logits, yb)

@@ -2,7 +2,8 @@
 
 loss = CE(f(x), y; label smoothing) + beta * KL(softmax f(x) || softmax f(x_adv)), batch mean.
 The paper's reported loss is this with beta = 5 and no smoothing, x_adv from PGD-40 on the CW loss.
-Training's x_adv comes from PGD on the KL itself, started uniformly in the eps ball, with BatchNorm in
+Training's x_adv comes from PGD on the KL itself in the L-inf or L2 ball (the reference's `linf-pgd` and
+`l2-pgd`), started uniformly in the eps ball (L-inf) or at 0.001 N(0, 1) (L2), with BatchNorm in
 train mode but its running statistics frozen: the reference's `trades_loss`
 (bbartoldson/Adversarial-Robustness-Limits, `gowal21uncovering/utils/trades.py`).
 """
@@ -67,17 +68,18 @@ def trades_objective(clean_logits: torch.Tensor, adv_logits: torch.Tensor, y: to
 
 
 def trades_attack(model, x: torch.Tensor, clean_logits: torch.Tensor, *, eps: float, step_size: float,
-                  steps: int, start: str = "uniform", generator: torch.Generator | None = None,
-                  autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """TRADES' inner maximisation: PGD on KL(p_clean || p_adv), started as `start` says (pgd_attack's
-    random_start; the reference's is "uniform")."""
+                  steps: int, start: str = "uniform", norm: str = "linf",
+                  generator: torch.Generator | None = None, autocast_dtype: torch.dtype | None = None
+                  ) -> torch.Tensor:
+    """TRADES' inner maximisation: PGD in the `norm` ball on KL(p_clean || p_adv), started as `start` says
+    (pgd_attack's random_start; the reference's is "uniform" for L-inf, "normal" for L2)."""
     clean_probs = F.softmax(clean_logits.detach().float(), 1)
     return pgd_attack(model, x, clean_probs, eps=eps, step_size=step_size, steps=steps, loss="kl",
-                      random_start=start, generator=generator, autocast_dtype=autocast_dtype)
+                      random_start=start, norm=norm, generator=generator, autocast_dtype=autocast_dtype)
 
 
 def trades_loss(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, step_size: float, steps: int,
-                beta: float = BETA, label_smoothing: float = 0.0, start: str = "uniform",
+                beta: float = BETA, label_smoothing: float = 0.0, start: str = "uniform", norm: str = "linf",
                 generator: torch.Generator | None = None,
                 autocast_dtype: torch.dtype | None = None, attack_model=None) -> torch.Tensor:
     """One training step's TRADES loss (scalar, with its graph) of `model` in train mode on (x, y).
@@ -95,7 +97,7 @@ def trades_loss(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, step_siz
         clean = model(x)
     with frozen_bn_stats(attack_model), frozen_weights(attack_model):
         x_adv = trades_attack(attack_model, x, clean, eps=eps, step_size=step_size, steps=steps, start=start,
-                              generator=generator, autocast_dtype=autocast_dtype)
+                              norm=norm, generator=generator, autocast_dtype=autocast_dtype)
     with autocast:
         adv = model(x_adv)
     return trades_objective(clean, adv, y, beta=beta, label_smoothing=label_smoothing)

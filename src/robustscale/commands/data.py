@@ -19,7 +19,8 @@ data_app = typer.Typer(help="Shard stores of training images: convert, verify, F
 @data_app.command()
 def convert(
     src: str = typer.Argument(..., help="SRC.npz (DeepMind format: image, label), a folder of npz "
-                              "files, or a dataset name: cifar10, fashion-mnist."),
+                              "files, or a dataset name: cifar10, cifar100, svhn, tiny-imagenet, "
+                              "fashion-mnist."),
     out: Path = typer.Option(..., "--out", help="Store folder to create."),
     name: Optional[str] = typer.Option(None, "--name", help="Source name (default: SRC's stem)."),
     fid: Optional[float] = typer.Option(None, "--fid", help="The source's FID if known (Table 1)."),

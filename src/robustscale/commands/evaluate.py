@@ -30,11 +30,15 @@ def evaluate(
                                       "stem, or a PyTorch state dict (.pt/.pth) of a DeepMind-style WRN: "
                                       "RobustBench's files, the reference trainer's (keys 0. or module.0.), "
                                       "with or without DDP's module."),
-    data: str = typer.Option(..., "--data", help="cifar10 or fashion-mnist (its test split)."),
+    data: str = typer.Option(..., "--data", help="cifar10, cifar100, svhn, tiny-imagenet or fashion-mnist "
+                             "(its test split; TinyImageNet's validation set)."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Folder of the dataset files."),
     attack: str = typer.Option("both", "--attack", help="pgd40-cw, autoattack or both."),
     n: int = typer.Option(10000, "--n", help="Number of test images (the first n)."),
-    eps: str = typer.Option(None, "--eps", help="L-inf radius, e.g. 8/255 (default: the dataset's)."),
+    eps: str = typer.Option(None, "--eps", help="Attack radius, e.g. 8/255 (default: the dataset's for "
+                            "--norm)."),
+    norm: str = typer.Option("linf", "--norm", help="Threat model: linf or l2 (PGD, AutoAttack and "
+                             "RobustBench's threat_model)."),
     out: Path = typer.Option(..., "--out", help="Output folder (a half-finished one is resumed)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Images per attack batch (256)."),
     chunk_size: int = typer.Option(None, "--chunk-size", help="Images per saved (resumable) chunk (500)."),
@@ -55,20 +59,22 @@ def evaluate(
 
     sizes = {k: v for k, v in (("batch_size", batch_size), ("chunk_size", chunk_size)) if v is not None}
     config = EvalConfig(checkpoint=str(checkpoint), data=data,
-                        data_dir=str(data_dir) if data_dir else None, attack=attack, n=n,
-                        eps=parse_eps(eps) if eps is not None else None, out=str(out), device=device,
+                        data_dir=str(data_dir) if data_dir else None, attack=attack, n=n, norm=norm,
+                        eps=parse_eps(eps, norm) if eps is not None else None, out=str(out), device=device,
                         arch=arch, mean=_floats(mean, "--mean"), std=_floats(std, "--std"), **sizes)
     result = evaluate_checkpoint(config, progress=not no_progress)
     if result["normalization"]["source"] == "robustbench_default":
         warn(f"{checkpoint} records no input normalisation; used RobustBench's CIFAR-10 mean/std (eval.json "
              f"normalization.source: robustbench_default); pass --mean/--std if it was trained otherwise")
+    for message in result.get("warnings", []):
+        warn(message)
     emit(result, json_output, lambda r: _render(r, out))
 
 
 def _render(result: dict, folder: Path) -> None:
     out = console()
     out.print(f"[bold]{result['model']}[/] on {result['dataset']} ({result['n']} images, "
-              f"eps={result['eps']:.4g})")
+              f"{result['norm']} eps={result['eps']:.4g})")
     out.print(f"clean accuracy      {100 * result['clean_accuracy']:.2f}%")
     for name, acc in result["accuracy"].items():
         out.print(f"robust ({name:<10}) {100 * acc:.2f}%")

@@ -13,8 +13,8 @@ def register(app: typer.Typer) -> None:
 
 def flops(
     model: str = typer.Argument(..., help="Model name, e.g. wrn-70-16 (any wrn-DEPTH-WIDTH)."),
-    data: str = typer.Option("cifar10", "--data", help="Dataset fixing the input shape: cifar10 or "
-                             "fashion-mnist."),
+    data: str = typer.Option("cifar10", "--data", help="Dataset fixing the input shape: cifar10, "
+                             "cifar100, svhn (3x32x32), tiny-imagenet (3x64x64) or fashion-mnist (1x28x28)."),
     mode: str = typer.Option("trades", "--mode", help="trades (27 forwards per sample) or standard (3)."),
     json_output: JsonOption = False,
 ) -> None:
@@ -24,13 +24,15 @@ def flops(
     from robustscale.data.datasets import dataset_info
     from robustscale.flops import flops_summary
 
-    summary = flops_summary(model, dataset_info(data).shape, mode)
+    info = dataset_info(data)
+    summary = flops_summary(model, info.shape, mode, num_classes=info.num_classes)
     summary["dataset"] = data
     emit(summary, json_output, _render)
 
 
 def _render(summary: dict) -> None:
     table(f"{summary['model']} on {summary['dataset']} ({summary['mode']})", [
+        ("input", f"{'x'.join(map(str, summary['input_shape']))}, {summary['num_classes']} classes"),
         ("params (N)", f"{summary['params']:,} ({summary['params'] / 1e6:.2f}M)"),
         ("forward FLOPs / image", f"{summary['forward_flops']:.4g}"),
         ("train FLOPs / sample", f"{summary['train_flops_per_sample']:.4g}"),

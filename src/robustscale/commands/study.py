@@ -43,18 +43,27 @@ def create(
     raters: int = typer.Option(N_RATERS, help="Human raters per image (§4.1: 3)."),
     total: Optional[int] = typer.Option(None, help="Test images the attack ran on, if the files "
                                         "hold only the successful attacks (paper: 10000)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset whose class names the raters choose "
+                                       "from (cifar10, cifar100, svhn, tiny-imagenet, fashion-mnist; "
+                                       "default: the npz files' classes, else CIFAR-10's)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="TinyImageNet's folder (its names are "
+                                            "in its words.txt)."),
     db: Optional[str] = typer.Option(None, help=DB_HELP),
     json_output: JsonOption = False,
 ) -> None:
     """Import adversarial images and their clean versions into a new study."""
+    from robustscale.data.datasets import class_names
     from robustscale.errors import RobustscaleError
     from robustscale.human_study.images import create_study
 
+    classes = class_names(data, data_dir) if data is not None else None
     try:
         info = create_study(_sessions(db), name, adversarial, clean, predictions, batch_size, raters,
-                            total, require_predictions=not no_predictions)
+                            total, require_predictions=not no_predictions, classes=classes)
     except RobustscaleError as e:  # the library names its parameter; say which flag sets it
-        raise RobustscaleError(str(e).replace("require_predictions=False", "--no-predictions")) from None
+        message = str(e).replace("require_predictions=False", "--no-predictions")
+        message = message.replace("classes: ", "--data: ").replace("the dataset", "--data")
+        raise RobustscaleError(message) from None
     emit(info, json_output, lambda i: print(
         f"study {i['study']}: {i['images']} attacked images in {i['batches']} batches "
         f"({i['robust']} of {i['total']} robust)"))

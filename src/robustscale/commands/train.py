@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
 
 def train_command(
     model: Optional[str] = typer.Option(None, "--model", help="Model name, e.g. wrn-28-4 (any wrn-DEPTH-WIDTH)."),
-    data: Optional[str] = typer.Option(None, "--data", help="Real dataset: cifar10 or fashion-mnist."),
+    data: Optional[str] = typer.Option(None, "--data", help="Real dataset: cifar10, cifar100, svhn, "
+                                       "tiny-imagenet or fashion-mnist."),
     samples: Optional[str] = typer.Option(None, "--samples", help="Training samples: 10M, 200k, 1e6, 5000."),
     out: Path = typer.Option(..., "--out", help="Run directory (must be new or empty unless --resume)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder of the real dataset."),
@@ -26,7 +27,10 @@ def train_command(
     mode: Optional[str] = typer.Option(None, "--mode", help="trades (default, adversarial) or standard (plain CE)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch; default from --samples (App. D)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate; default from --samples (App. D)."),
-    eps: Optional[float] = typer.Option(None, "--eps", help="L-inf radius; default the dataset's (8/255 on CIFAR-10)."),
+    norm: Optional[str] = typer.Option(None, "--norm", help="Threat model of the attacks: linf (default) or "
+                                       "l2."),
+    eps: Optional[float] = typer.Option(None, "--eps", help="Attack radius; default the dataset's for --norm "
+                                        "(L-inf 8/255, L2 128/255 on the 32x32 sets)."),
     attack_steps: Optional[int] = typer.Option(None, "--attack-steps", help="PGD steps at training time (10)."),
     eval_every: Optional[str] = typer.Option(None, "--eval-every", help="Samples between evaluations (default 1/10 run)."),
     eval_images: Optional[int] = typer.Option(None, "--eval-images", help="Images the held-out scores and "
@@ -67,7 +71,7 @@ def train_command(
 
     given = {"model": model, "dataset": data, "samples": samples, "data_dir": data_dir and str(data_dir),
              "synthetic": [str(s) for s in synthetic] if synthetic else None, "real_fraction": real_fraction,
-             "batch_size": batch_size, "mode": mode, "lr": lr, "eps": eps, "attack_steps": attack_steps,
+             "batch_size": batch_size, "mode": mode, "lr": lr, "norm": norm, "eps": eps, "attack_steps": attack_steps,
              "eval_images": eval_images, "eval_split": eval_split, "eval_steps": eval_steps,
              "momentum_schedule": momentum_schedule, "epoch_samples": epoch_samples,
              "eval_every": parse_samples(eval_every, "eval_every") if eval_every else None,

@@ -101,7 +101,8 @@ def _read_predictions(path: str | os.PathLike) -> np.ndarray:
 
 def create_study(sessions: sessionmaker[Session], name: str, adversarial, clean,
                  predictions=None, batch_size: int = BATCH_SIZE, raters: int = N_RATERS,
-                 total: int | None = None, require_predictions: bool = True) -> dict:
+                 total: int | None = None, require_predictions: bool = True,
+                 classes: tuple[str, ...] | None = None) -> dict:
     """Import the adversarial images and their clean versions as study `name`.
 
     Images the model still classifies correctly (prediction == label) are not attack successes:
@@ -111,7 +112,8 @@ def create_study(sessions: sessionmaker[Session], name: str, adversarial, clean,
     The model's predictions (`predictions`, else the adversarial npz's 'predictions') are
     required: without them robust images cannot be told apart and deceptive images (§4.2) cannot
     be found. `require_predictions=False` imports every image and leaves deceptive/ambiguous
-    unknown in the score.
+    unknown in the score. `classes`: the class names by label (e.g. `data.datasets.class_names`),
+    else the npz files' `classes`, else CIFAR-10's.
     """
     if not name or len(name) > 128 or not all(c.isalnum() or c in "-_." for c in name):
         raise RobustscaleError(f"study name {name!r}: expected 1-128 letters, digits, '-', '_' or '.'")
@@ -136,11 +138,16 @@ def create_study(sessions: sessionmaker[Session], name: str, adversarial, clean,
     if preds is not None and preds.shape != (n,):
         raise RobustscaleError(f"{predictions}: expected {n} predictions (one per image), "
                                f"got {preds.shape[0]}")
-    classes = adv.classes or cln.classes or CIFAR10_CLASSES
+    in_files = adv.classes or cln.classes
+    if classes is not None and in_files is not None and tuple(classes) != in_files:
+        raise RobustscaleError(f"classes: the {len(classes)} names given differ from the {len(in_files)} "
+                               f"in {adversarial}")
+    classes = tuple(classes) if classes is not None else in_files or CIFAR10_CLASSES
     k = len(classes)
     for what, a in (("labels", labels), ("predictions", preds)):
         if a is not None and ((a < 0) | (a >= k)).any():
-            raise RobustscaleError(f"{adversarial}: {what} must lie in 0..{k - 1} ({k} classes)")
+            raise RobustscaleError(f"{adversarial}: {what} must lie in 0..{k - 1} ({k} classes; name the "
+                                   f"dataset for its classes)")
     indices = adv.indices if adv.indices is not None else np.arange(n)
     keep = np.ones(n, bool) if preds is None else preds != labels
     n_total = n if total is None else int(total)

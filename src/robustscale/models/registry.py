@@ -46,7 +46,7 @@ def model_config(name: str, num_classes: int = 10, dataset: str | None = None, *
 
         info = dataset_info(dataset)
         kw.update(in_channels=info.shape[0], image_size=info.shape[1], mean=info.mean, std=info.std,
-                  num_classes=len(info.classes))
+                  num_classes=info.num_classes)
     kw.update(overrides)
     return WRNConfig(depth=depth, width=width, **kw)
 

@@ -310,7 +310,8 @@ def plan(sweep: SweepSpec) -> dict:
     for r in sweep.runs:
         key = (r.model, r.config.dataset, r.mode)
         if key not in costs:
-            costs[key] = flops_summary(r.model, dataset_info(r.config.dataset).shape, r.mode)
+            info = dataset_info(r.config.dataset)
+            costs[key] = flops_summary(r.model, info.shape, r.mode, num_classes=info.num_classes)
         cost = costs[key]
         batch = r.config.batch_size
         trained = math.ceil(r.samples / batch) * batch  # whole steps, as the trainer records them

@@ -20,6 +20,7 @@ import os
 import re
 from typing import Any
 
+from robustscale.data.datasets import DATASETS, NORMS
 from robustscale.data.sampler import REAL_FRACTION
 from robustscale.errors import RobustscaleError
 
@@ -29,7 +30,7 @@ MOMENTUM_SCHEDULES = ("cycle", "constant")
 EVAL_SPLITS = ("test", "heldout")
 # what runs written before a field existed did, so that resuming one keeps its settings
 LEGACY_DEFAULTS = {"momentum_schedule": "constant", "eval_split": "heldout"}
-DATASET_NAMES = ("cifar10", "fashion-mnist")
+DATASET_NAMES = tuple(DATASETS)
 EVALUATIONS_PER_RUN = 10  # default cadence when eval_every is not given: 10 points per learning curve
 _SAMPLES = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbg]?)\s*$", re.IGNORECASE)
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
@@ -62,7 +63,7 @@ def paper_batch_and_lr(samples: int) -> tuple[int, float]:
 @dataclasses.dataclass
 class TrainConfig:
     model: str  # registry name, e.g. wrn-28-4
-    dataset: str  # "cifar10" | "fashion-mnist": the real data, held-out set and attack radius
+    dataset: str  # a name of data.datasets.DATASETS: the real data, held-out set and attack radius
     samples: int  # training samples seen (D of the scaling laws)
     out: str  # run directory
     data_dir: str | None = None
@@ -78,12 +79,15 @@ class TrainConfig:
     mode: str = "trades"  # "standard" = plain cross-entropy training, everything else the same
     batch_size: int | None = None  # None -> paper_batch_and_lr(samples), App. D
     lr: float | None = None  # peak learning rate; None -> paper_batch_and_lr(samples), App. D
-    eps: float | None = None  # None -> the dataset's default_eps (8/255 for CIFAR-10, §3.1)
-    step_size: float | None = None  # None -> eps / 4 (2/255 at 8/255, §3.1)
+    norm: str = "linf"  # threat model of the attacks: "linf" (§3.1) or "l2" (the reference's l2-pgd)
+    eps: float | None = None  # None -> the dataset's default for norm (8/255 L-inf for CIFAR-10, §3.1)
+    # None -> L-inf: eps / 4 (2/255 at 8/255, §3.1); L2: 2 eps / attack_steps, the reference's TRADES
+    # l2-pgd step (`gowal21uncovering/utils/trades.py`: SGD on the perturbation with lr epsilon / steps * 2)
+    step_size: float | None = None
     attack_steps: int = 10  # §3.1: PGD-10 at training time
-    # TRADES attack start: "uniform" in the eps ball (reference `trades.py`), or "normal", 0.001 N(0, 1)
-    # (the original TRADES code)
-    attack_start: str = "uniform"
+    # TRADES attack start: "uniform" in the eps ball, or "normal", 0.001 N(0, 1) (the original TRADES code);
+    # None -> the reference's (`trades.py`): uniform for L-inf, normal for L2
+    attack_start: str | None = None
     beta: float = 5.0  # §3.1: TRADES beta
     label_smoothing: float = 0.1  # §3.1: on the clean cross-entropy term
     ema_decay: float = 0.995  # §3.1: weight averaging tau
@@ -148,10 +152,12 @@ class TrainConfig:
         need(self.fid is None or (fid_ok and self.fid >= 0), "fid", "a number >= 0 or null")
         need(self.fid is None or bool(self.synthetic) or self.fid == 0, "fid",
              "0 or null without synthetic data (real data's FID is 0)")
-        need(self.attack_start in ATTACK_STARTS, "attack_start", f"one of {', '.join(ATTACK_STARTS)}")
+        need(self.attack_start is None or self.attack_start in ATTACK_STARTS, "attack_start",
+             f"one of {', '.join(ATTACK_STARTS)} or null")
         need(self.momentum_schedule in MOMENTUM_SCHEDULES, "momentum_schedule",
              f"one of {', '.join(MOMENTUM_SCHEDULES)}")
         need(self.eval_split in EVAL_SPLITS, "eval_split", f"one of {', '.join(EVAL_SPLITS)}")
+        need(self.norm in NORMS, "norm", f"one of {', '.join(NORMS)}")
         for f in ("batch_size", "eval_every", "checkpoint_every"):
             v = getattr(self, f)
             need(v is None or (isinstance(v, int) and v >= 1), f, "a positive integer or null")
@@ -213,12 +219,14 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         """A copy with the budget- and dataset-dependent defaults filled in."""
-        from robustscale.data.datasets import dataset_info
+        from robustscale.data.datasets import default_eps
 
         batch, lr = paper_batch_and_lr(self.samples)
-        eps = self.eps if self.eps is not None else dataset_info(self.dataset).default_eps
+        eps = self.eps if self.eps is not None else default_eps(self.dataset, self.norm)
+        step_size = eps / 4 if self.norm == "linf" else 2 * eps / self.attack_steps  # 8/255 -> 2/255
         batch_size = self.batch_size or batch
         return dataclasses.replace(
             self, batch_size=batch_size, lr=self.lr if self.lr is not None else lr, eps=eps,
-            step_size=self.step_size if self.step_size is not None else eps / 4,  # 8/255 -> 2/255
+            step_size=self.step_size if self.step_size is not None else step_size,
+            attack_start=self.attack_start or ("uniform" if self.norm == "linf" else "normal"),
             eval_every=self.eval_every or max(batch_size, self.samples // EVALUATIONS_PER_RUN))

@@ -18,6 +18,7 @@ import dataclasses
 import gc
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from robustscale.attacks.evaluation import EVAL_SEED, robust_evaluation
 from robustscale.attacks.trades import trades_loss
 from robustscale.data.augment import random_crop_flip
-from robustscale.data.datasets import images_to_tensor, load_dataset
+from robustscale.data.datasets import dataset_info, eps_note, images_to_tensor, load_dataset
 from robustscale.data.sampler import ArraySource, MixingSampler
 from robustscale.errors import RobustscaleError
 from robustscale.models.wideresnet import BN_MOMENTUM, set_bn_momentum
@@ -117,6 +118,11 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.console = Console(stderr=True, quiet=not (progress and self.dist.is_main))
         self.progress = progress and self.dist.is_main
+        self.augment = dataset_info(cfg.dataset).augment
+        # a default radius no anchor publishes (data.datasets.eps_note): said on stderr and in config.json
+        self.eps_note = eps_note(cfg.dataset, cfg.norm) if config.eps is None else None
+        if self.eps_note and self.dist.is_main:
+            print(f"warning: {self.eps_note}", file=sys.stderr)
         per_micro = self.dist.world_size * cfg.accum_steps
         if cfg.batch_size % per_micro:
             raise RobustscaleError(f"batch_size: {cfg.batch_size} does not split into {self.dist.world_size} "
@@ -175,7 +181,7 @@ class Trainer:
         if cfg.synthetic:
             from robustscale.data.store import open_store, pool_fid
 
-            classes = int(labels.max()) + 1
+            classes = dataset_info(cfg.dataset).num_classes
             for path in cfg.synthetic:
                 store = open_store(path)  # manifest, files, sizes; checksums were verified at convert
                 if tuple(store.shape) != images.shape[1:] or store.num_classes != classes:
@@ -245,7 +251,7 @@ class Trainer:
         # the reference's TRADES step; the attack in train mode with frozen BatchNorm statistics and weights
         return trades_loss(self.train_net, x, y, eps=cfg.eps, step_size=cfg.step_size, steps=cfg.attack_steps,
                            beta=cfg.beta, label_smoothing=cfg.label_smoothing, start=cfg.attack_start,
-                           generator=self._generator(step, micro, _ATTACK, self.device),
+                           norm=cfg.norm, generator=self._generator(step, micro, _ATTACK, self.device),
                            autocast_dtype=self.autocast_dtype, attack_model=self.attack_net)
 
     def _train_step(self, step: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -258,7 +264,8 @@ class Trainer:
             micro = self.dist.rank * accum + k  # global micro-batch number: K processes == K micro-batches
             x = images[k * m:(k + 1) * m].permute(0, 3, 1, 2).float().div_(255)
             y = labels[k * m:(k + 1) * m]
-            x = random_crop_flip(x, generator=self._generator(step, micro, _AUGMENT, torch.device("cpu")))
+            if self.augment:
+                x = random_crop_flip(x, generator=self._generator(step, micro, _AUGMENT, torch.device("cpu")))
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             no_sync = self.dist.enabled and k < accum - 1
@@ -283,7 +290,7 @@ class Trainer:
         x_all, y_all = self.heldout
         y = torch.from_numpy(y_all)
         r = robust_evaluation(self.ema.model, images_to_tensor(x_all), y, eps=self.cfg.eps,
-                              steps=self.cfg.eval_steps, seed=EVAL_SEED)
+                              steps=self.cfg.eval_steps, seed=EVAL_SEED, norm=self.cfg.norm)
         return {"clean_accuracy": (r["clean_pred"] == y).float().mean().item(),
                 "accuracy": (r["adv_pred"] == y).float().mean().item(), "loss": r["loss"].mean().item()}
 
@@ -293,7 +300,7 @@ class Trainer:
         return {**self.cfg.asdict(), "params": self.params, "forward_flops": self.forward_flops,
                 "flops_per_sample": self.flops_per_sample, "sources": self.sources,
                 "total_steps": self.total_steps, "world_size": self.dist.world_size,
-                "threads": torch.get_num_threads()}  # intra-op threads per process (Slurm: the task's CPUs)
+                "threads": torch.get_num_threads(), "eps_note": self.eps_note}  # intra-op threads per process (Slurm: the task's CPUs)
 
     def state_dict(self) -> dict:
         return {"step": self.step, "config": self.cfg.asdict(), "model": self.model.state_dict(),
