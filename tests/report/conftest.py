@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tests.runs.conftest import make_run, study_runs  # noqa: F401  (fixtures shared with tests/runs)
+from runstore import make_run, study_runs  # noqa: F401  (fixtures shared with tests/runs)
 
 # The shape of Chinchilla's Figure 4 as Epoch AI reconstructed it (epoch-research/analyzing-chinchilla,
 # data/svg_extracted_data.csv: model size, training FLOP and final loss of each run): 240 runs of 140

@@ -13,7 +13,7 @@ from robustscale.errors import RobustscaleError
 from robustscale.laws import load_observations
 from robustscale.runs import collect, list_runs, observations
 
-from tests.runs.conftest import make_run
+from runstore import make_run
 
 
 def test_list_states_and_numbers(tmp_path, cli):
