@@ -76,14 +76,18 @@ def messy(tmp_path, fmnist_test, chat_server):
         images = list(s.scalars(select(Image).order_by(Image.position)))
         raters = {r.name: r.id for r in s.scalars(select(Rater))}
         for name, answers in HUMANS.items():
+            n = 0  # the rater's answers so far
             for j, a in enumerate(answers):
                 if a is None:
                     continue
                 s.add(Answer(rater_id=raters[name], image_id=images[j].id, phase="adversarial",
-                             choice=a[0], high_confidence=a[1]))
+                             position=n, choice=a[0], high_confidence=a[1]))
+                n += 1
                 if name in COMPLETE:
                     s.add(Answer(rater_id=raters[name], image_id=images[j].id, phase="clean",
-                                 choice=W if (name, j) in CLEAN_WRONG else L, high_confidence=True))
+                                 position=n, choice=W if (name, j) in CLEAN_WRONG else L,
+                                 high_confidence=True))
+                    n += 1
         s.commit()
         vlm_of_png = {im.adversarial_png: VLM[j] for j, im in enumerate(images)}
     srv = chat_server(FASHION_CLASSES, fail=(), reply=lambda classes, png: (
