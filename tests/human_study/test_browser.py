@@ -174,15 +174,26 @@ def test_quiz_shows_score(browser, served, fmnist_test):
         for im in s.scalars(select(Image).order_by(Image.position)):
             right = im.position < 3
             s.add(Answer(rater_id=rater.id, image_id=im.id, phase="adversarial",
-                         choice=im.label if right else (im.label + 1) % 10, high_confidence=True))
+                         position=im.position, high_confidence=True,
+                         choice=im.label if right else (im.label + 1) % 10))
         s.commit()
     page = open_page(browser, PHONE, f"{server.url}/quiz/demo")
     expect(page.locator("#progress")).to_contain_text("image 1 of 6")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(ARTIFACTS / "quiz-390.png"))
-    for k in range(6):  # the visitor gets the first five right
-        page.keyboard.press(str(labels[k] if k < 5 else (labels[k] + 5) % 10))
-    expect(page.locator("#visitor")).to_have_text("5")
+    for k in range(6):  # a slip on the 2nd image ...
+        page.keyboard.press(str((labels[k] + 5) % 10 if k in (1, 5) else labels[k]))
+    expect(page.locator("#submit")).to_be_enabled()
+    page.keyboard.press("ArrowLeft")  # ... is corrected before submitting: back to image 5,
+    for _ in range(3):                # then image 2
+        page.keyboard.press("ArrowLeft")
+    expect(page.locator("#progress")).to_contain_text("image 2 of 6")
+    expect(page.locator(f'button.cls[data-choice="{(labels[1] + 5) % 10}"]')).to_have_class(
+        re.compile("selected"))  # the answer given before is shown
+    page.locator(f'button.cls[data-choice="{labels[1]}"]').tap()
+    expect(page.locator("#progress")).to_contain_text("image 3 of 6")
+    page.locator("#submit").tap()
+    expect(page.locator("#visitor")).to_have_text("5")  # the first five right
     expect(page.locator("#model")).to_have_text("0")
     page.close()
     page = open_page(browser, DESKTOP, f"{server.url}/admin/demo")

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from pathlib import Path
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String,
-                        Text, UniqueConstraint, create_engine, event, inspect, select, text, update)
+                        Text, UniqueConstraint, create_engine, event, func, inspect, select, text, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -193,6 +194,35 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.close()
 
 
+def database_exists(url: str) -> None:
+    """Raise unless `url` names a study database that exists: a server started from another
+    folder must not silently make an empty one that refuses every valid link."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise RobustscaleError(f"database URL {url}: expected a SQLAlchemy URL ({e})") from None
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if path in ("", ":memory:") or not Path(path).is_file():
+            raise RobustscaleError(f"database URL {url}: no such database file "
+                                   f"({Path(path).resolve() if path else 'in memory'}); give the "
+                                   "right --db or add --create to make a new one")
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            has = inspect(conn).has_table("studies")
+    except Exception as e:  # driver errors: no such database, connection refused
+        raise RobustscaleError(f"database URL {url}: cannot open the database ({type(e).__name__}); "
+                               "add --create to make the tables in an existing empty one") from None
+    finally:
+        engine.dispose()
+    if not has:
+        raise RobustscaleError(f"database URL {url}: holds no study tables; add --create to make them")
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
@@ -210,6 +240,11 @@ def signing_secret(sessions: sessionmaker[Session]) -> bytes:
                 s.rollback()
             row = s.get(Meta, "secret")
         return bytes.fromhex(row.value)
+
+
+def study_count(sessions: sessionmaker[Session]) -> int:
+    with sessions() as s:
+        return s.scalar(select(func.count()).select_from(Study))
 
 
 def get_study(s: Session, name: str) -> Study:
