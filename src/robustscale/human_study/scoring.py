@@ -125,9 +125,9 @@ def table4(r: Ratings, valid: np.ndarray, invalid: np.ndarray, avg_correct: np.n
     Unrated images could be valid or invalid, right or wrong: figures they can change are None
     while any is unrated, and `bounds` holds [low, high] for every figure (equal when none is)."""
     R, T, u = r.n_robust, r.n_total, int((~rated(r)).sum())
-    I = int(invalid.sum())
+    n_inv = int(invalid.sum())
     C, Cv = float(avg_correct.sum()), float(avg_correct[valid].sum())
-    VT = T - I  # test images left once the invalid ones are removed
+    VT = T - n_inv  # test images left once the invalid ones are removed
 
     def ratio(a, b):
         return a / b if b else None
@@ -141,11 +141,11 @@ def table4(r: Ratings, valid: np.ndarray, invalid: np.ndarray, avg_correct: np.n
         "human_all_data": [(R + C) / T, (R + C + u) / T],
         "human_valid_data": [ratio(R + Cv, VT), max(human_valid_hi, default=None)],
         # the same invalid images counted as failed attacks instead of removed
-        "model_invalid_as_robust": [(R + I) / T, (R + I + u) / T],
+        "model_invalid_as_robust": [(R + n_inv) / T, (R + n_inv + u) / T],
     }
     out = {k: lo if lo == hi else None for k, (lo, hi) in bounds.items()}
     out["counts"] = {"robust": R, "total": T, "attacked": len(r.labels), "unrated": u,
-                     "invalid": I, "valid_total": VT, "mean_human_correct_all": C,
+                     "invalid": n_inv, "valid_total": VT, "mean_human_correct_all": C,
                      "mean_human_correct_valid": Cv}
     out["bounds"] = bounds
     return out
