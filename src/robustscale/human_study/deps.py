@@ -189,21 +189,22 @@ class RateLimiter:
         self._buckets: dict[object, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def _tokens(self, key, now: float) -> float:
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate)
+
     def allow(self, key) -> bool:
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            tokens = self._tokens(key, now)
             ok = tokens >= 1
             self._buckets[key] = (tokens - 1 if ok else tokens, now)
             return ok
 
     def spent(self, key) -> bool:
         """No event allowed for `key` right now (nothing is used up by asking)."""
-        now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
-            return min(self.burst, tokens + (now - last) * self.rate) < 1
+            return self._tokens(key, time.monotonic()) < 1
 
 
 def is_admin(request: Request) -> bool:

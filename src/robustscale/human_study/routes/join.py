@@ -47,5 +47,8 @@ def join(request: Request, key: str, s: Session = Depends(get_session)) -> Redir
             s.rollback()
             rater = s.scalar(select(Rater).where(Rater.study_id == study.id,
                                                  Rater.external_id == pid))
+            if rater is None:  # the name was taken by a rater added by hand
+                raise HTTPException(409, "this participant id cannot join: ask the researchers") \
+                    from None
     return RedirectResponse(participant_link(request.app.state.secret, rater), status_code=303)
 

@@ -125,6 +125,8 @@ def answer(request: Request, token: str, image_id: int = Form(...), phase: str =
 def undo(request: Request, token: str, s: Session = Depends(get_session)) -> JSONResponse:
     """Take back the last answer of the current phase; reply with that item again."""
     rater, study, seq = _rater(request, s, token)
+    if not _consented(rater):
+        raise HTTPException(403, "open your link and agree to the consent page first")
     if not request.app.state.limiter.allow(rater.id):
         raise HTTPException(429, "too many requests per second", headers={"Retry-After": "1"})
     try:
