@@ -56,7 +56,7 @@ def _item(request: Request, token: str, rater: Rater, study: Study, seq: list,
 def rater_page(request: Request, token: str, s: Session = Depends(get_session)) -> Response:
     rater, study, seq = _rater(request, s, token)
     page = {"rater": rater.name, "classes": study.classes, "token": token,
-            "csrf": csrf_token(request), "recruited": rater.external_id is not None}
+            "csrf": csrf_token(request)}
     if not _consented(rater):
         return request.app.state.templates.TemplateResponse(request, "consent.html", page)
     item = _item(request, token, rater, study, seq, rater_progress(s, rater.id, seq))
