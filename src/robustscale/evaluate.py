@@ -1,7 +1,8 @@
 """Robust evaluation of a checkpoint: clean accuracy, PGD-40-CW, AutoAttack and the paper's loss (§3.1).
 
 `evaluate_checkpoint(EvalConfig(...))` writes into `out`:
-  eval.json          clean_accuracy, accuracy (robust, per attack), loss (TRADES beta=5 on PGD-40-CW examples)
+  eval.json          clean_accuracy, accuracy (robust, per attack), loss (TRADES beta=5 on PGD-40-CW examples),
+                     accuracy_uint8 (on adversarial.npz's uint8 images, as the human study counts)
   per_image.parquet  one row per test image: index, label, predictions and correctness per attack, loss
   adversarial.npz    uint8 adversarial images (AutoAttack's if run, else PGD's), labels, predictions
                      of the model on those uint8 images, indices, classes (for the human study)
@@ -160,6 +161,9 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
     with torch.no_grad():
         adv_pred = torch.cat([model(images_to_tensor(adv_uint8[i:i + config.batch_size], device)).argmax(1)
                               .cpu() for i in range(0, config.n, config.batch_size)]).numpy()
+    # Rounding to uint8 can undo an attack's last step: this is the accuracy on the images the
+    # human study shows (and counts as robust), beside accuracy on the attack's float images.
+    result["accuracy_uint8"] = float((adv_pred == labels).mean())
     classes = np.array(class_names(config.data, config.data_dir))
     write_npz(out / "adversarial.npz", compressed=True, images=adv_uint8, labels=labels, predictions=adv_pred,
               indices=table["index"], classes=classes)

@@ -118,3 +118,20 @@ def test_bad_input_one_line_exit_2(trained, tmp_path, cli):
         assert r.returncode == 2, (extra, r.stderr)
         assert r.stderr.startswith("error: ") and message in r.stderr, (extra, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.slow
+def test_study_counts_what_eval_json_counts(evaluated, tmp_path):
+    """The human study's robust count is eval.json's accuracy_uint8, on the same saved uint8
+    images (it re-predicted them and found robust images eval.json's robust_acc did not)."""
+    from robustscale.human_study.db import make_engine, make_sessionmaker
+    from robustscale.human_study.images import create_study
+
+    result, out = evaluated
+    adv = np.load(out / "adversarial.npz")
+    assert result["accuracy_uint8"] == pytest.approx((adv["predictions"] == adv["labels"]).mean())
+    sessions = make_sessionmaker(make_engine(f"sqlite:///{tmp_path / 's.db'}"))
+    if result["accuracy_uint8"] == 1:
+        pytest.skip("no successful attack to import")
+    info = create_study(sessions, "s", out, out)
+    assert info["robust"] == round(result["accuracy_uint8"] * N) and info["total"] == N

@@ -60,12 +60,12 @@ def test_undo_only_within_the_current_phase(study):
         seq = rater_sequence(study_image_ids(s, rater.study_id), 2)
 
         def answer(k, choice=1):
-            return record_answer(s, rater, seq, *seq[k], choice, "high", 10, 1.0)
+            return record_answer(s, rater, seq, *seq[k], choice, "high", 10, 1.0).done
 
         with pytest.raises(AnswerRejected, match="nothing to undo"):
             undo_answer(s, rater, seq, 2)  # no answer yet
         assert answer(0, choice=7) == 1
-        assert undo_answer(s, rater, seq, 2) == 0  # same phase: taken back
+        assert undo_answer(s, rater, seq, 2).done == 0  # same phase: taken back
         assert answered_count(s, rater.id) == 0
         assert answer(0, choice=3) == 1  # answered again, differently
         assert answer(1) == 2
@@ -73,6 +73,6 @@ def test_undo_only_within_the_current_phase(study):
         with pytest.raises(AnswerRejected, match="nothing to undo"):
             undo_answer(s, rater, seq, 2)
         assert answer(2) == 3
-        assert undo_answer(s, rater, seq, 2) == 2
+        assert undo_answer(s, rater, seq, 2).done == 2
         with pytest.raises(AnswerRejected):
             answer(3)  # out of order after the undo: item 2 comes first

@@ -174,15 +174,26 @@ def test_quiz_shows_score(browser, served, fmnist_test):
         for im in s.scalars(select(Image).order_by(Image.position)):
             right = im.position < 3
             s.add(Answer(rater_id=rater.id, image_id=im.id, phase="adversarial",
-                         choice=im.label if right else (im.label + 1) % 10, high_confidence=True))
+                         position=im.position, high_confidence=True,
+                         choice=im.label if right else (im.label + 1) % 10))
         s.commit()
     page = open_page(browser, PHONE, f"{server.url}/quiz/demo")
     expect(page.locator("#progress")).to_contain_text("image 1 of 6")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(ARTIFACTS / "quiz-390.png"))
-    for k in range(6):  # the visitor gets the first five right
-        page.keyboard.press(str(labels[k] if k < 5 else (labels[k] + 5) % 10))
-    expect(page.locator("#visitor")).to_have_text("5")
+    for k in range(6):  # a slip on the 2nd image ...
+        page.keyboard.press(str((labels[k] + 5) % 10 if k in (1, 5) else labels[k]))
+    expect(page.locator("#submit")).to_be_enabled()
+    page.keyboard.press("ArrowLeft")  # ... is corrected before submitting: back to image 5,
+    for _ in range(3):                # then image 2
+        page.keyboard.press("ArrowLeft")
+    expect(page.locator("#progress")).to_contain_text("image 2 of 6")
+    expect(page.locator(f'button.cls[data-choice="{(labels[1] + 5) % 10}"]')).to_have_class(
+        re.compile("selected"))  # the answer given before is shown
+    page.locator(f'button.cls[data-choice="{labels[1]}"]').tap()
+    expect(page.locator("#progress")).to_contain_text("image 3 of 6")
+    page.locator("#submit").tap()
+    expect(page.locator("#visitor")).to_have_text("5")  # the first five right
     expect(page.locator("#model")).to_have_text("0")
     page.close()
     page = open_page(browser, DESKTOP, f"{server.url}/admin/demo")
@@ -196,4 +207,104 @@ def test_quiz_shows_score(browser, served, fmnist_test):
     page.click("text=Log out")
     page.goto(f"{server.url}/admin/demo")
     expect(page.locator("h1")).to_have_text("Error 401")
+    page.close()
+
+
+def in_viewport(page, selector: str) -> bool:
+    """The element lies wholly inside the viewport as the page is now (nothing scrolled)."""
+    return page.locator(selector).evaluate(
+        "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.left >= 0 && "
+        "r.bottom <= innerHeight && r.right <= innerWidth; }")
+
+
+@pytest.mark.parametrize("width, height", [(360, 740), (390, 844)])
+def test_phone_fits_one_screen_and_each_image_starts_at_the_top(browser, served, width, height):
+    """At 360 x 740 and 390 x 844 the image, every class and both confidence buttons are on the
+    first screen (the confidence buttons were below the fold before the fix, and the page stayed
+    scrolled after an answer)."""
+    from playwright.sync_api import expect
+
+    server, sessions = served
+    _, token = add_rater(sessions, "demo", f"fold{width}")
+    page = open_page(browser, {**PHONE, "viewport": {"width": width, "height": height}},
+                     f"{server.url}/r/{token}")
+    assert page.evaluate("scrollY") == 0
+    for selector in ["#image", 'button.conf[data-confidence="low"]',
+                     'button.conf[data-confidence="high"]'] + \
+            [f'button.cls[data-choice="{k}"]' for k in range(10)]:
+        assert in_viewport(page, selector), (width, selector)
+    assert page.locator("#image").evaluate("e => e.getBoundingClientRect().height") >= 200
+    page.screenshot(path=str(ARTIFACTS / f"rater-{width}x{height}.png"))
+    page.evaluate("window.scrollTo(0, 500)")  # as a thumb might leave it
+    page.locator('button.cls[data-choice="2"]').tap()
+    page.locator('button.conf[data-confidence="high"]').tap()
+    expect(page.locator("#overall")).to_have_text("1 / 12 answered")
+    page.wait_for_function("scrollY === 0")  # the next image from its top
+    assert in_viewport(page, "#image") and in_viewport(page, 'button.conf[data-confidence="low"]')
+    assert page.problems == []
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def many_classes(served, tmp_path_factory, fmnist_test):
+    """A study of 200 classes (CIFAR-100 and Tiny ImageNet sized lists)."""
+    import numpy as np
+
+    server, sessions = served
+    folder = tmp_path_factory.mktemp("many")
+    names = np.array([f"{word} {k}" for k, word in
+                      zip(range(200), ["maple", "tiger", "whale", "rocket", "apple"] * 40)])
+    x = fmnist_test[0][:4]
+    labels = np.array([7, 42, 150, 199])
+    np.savez(folder / "adversarial.npz", images=x, labels=labels, predictions=labels + 0 - 1,
+             classes=names)
+    np.savez(folder / "clean.npz", images=x, labels=labels, classes=names)
+    create_study(sessions, "many", folder, folder, batch_size=4)
+    return server, sessions, list(names), labels
+
+
+@pytest.mark.parametrize("context", [
+    {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True},
+    DESKTOP], ids=["360", "1280"])
+def test_two_hundred_classes_by_typing_and_by_tapping(browser, many_classes, context):
+    from playwright.sync_api import expect
+
+    server, sessions, names, labels = many_classes
+    width = context["viewport"]["width"]
+    _, token = add_rater(sessions, "many", f"many{width}")
+    page = open_page(browser, context, f"{server.url}/r/{token}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    for selector in ("#image", "#filter", 'button.conf[data-confidence="high"]'):
+        assert in_viewport(page, selector), selector
+    # typing: part of the name narrows the list, Enter picks the highlighted class, H sends
+    page.locator("#filter").click()
+    page.keyboard.type("whale 42")
+    expect(page.locator("button.cls:visible")).to_have_count(1)
+    page.screenshot(path=str(ARTIFACTS / f"many-classes-typed-{width}.png"))
+    page.keyboard.press("Enter")
+    expect(page.locator('button.cls[data-choice="42"]')).to_have_class(re.compile("selected"))
+    page.keyboard.press("h")
+    expect(page.locator("#overall")).to_have_text("1 / 8 answered")
+    expect(page.locator("#filter")).to_have_value("")  # a fresh list for the next image
+    # arrows move the highlight among the matches
+    page.locator("#filter").click()
+    page.keyboard.type("tiger 1")  # tiger 1, tiger 11, tiger 16, ...: "tiger 1" highlighted
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.keyboard.press("l")
+    expect(page.locator("#overall")).to_have_text("2 / 8 answered")
+    # tapping: one tap on a class in the (scrolled) list, one on a confidence
+    target = page.locator('button.cls[data-choice="150"]')
+    target.scroll_into_view_if_needed()
+    (target.tap if context.get("has_touch") else target.click)()
+    assert in_viewport(page, 'button.conf[data-confidence="low"]')
+    page.screenshot(path=str(ARTIFACTS / f"many-classes-tapped-{width}.png"))
+    conf = page.locator('button.conf[data-confidence="low"]')
+    (conf.tap if context.get("has_touch") else conf.click)()
+    expect(page.locator("#overall")).to_have_text("3 / 8 answered")
+    answers = [c for c, _, _ in answers_of(sessions, f"many{width}")]
+    assert answers[0] == 42 and answers[2] == 150
+    assert names[answers[1]] == "tiger 11"  # the match after the highlighted one
+    assert page.evaluate("scrollY") == 0
+    assert page.problems == []
     page.close()

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from robustscale.errors import RobustscaleError
 from robustscale.human_study.db import Image, Study
 from robustscale.human_study.images import create_study
-from studyutil import FASHION_CLASSES, make_npz
+from studyutil import FASHION_CLASSES, Server, make_npz
 
 
 def _count(sessions, model) -> int:
@@ -89,9 +89,41 @@ def test_no_predictions_only_when_asked(tmp_path, sessions, fmnist_test):
     assert result["deceptive"] is None and result["ambiguous"] is None
 
 
+def test_attention_checks_are_robust_clean_images_spread_through_the_study(tmp_path, sessions,
+                                                                          fmnist_test):
+    x, y = fmnist_test
+    make_npz(tmp_path / "eval", x[:40], y[:40], n_robust=8)
+    info = create_study(sessions, "s", tmp_path / "eval", tmp_path / "eval", batch_size=10,
+                        attention_checks=0.2)
+    # 8 checks make a fifth of the 40 images a rater sees; the 32 attacked images are unchanged
+    assert (info["images"], info["attention_checks"], info["robust"], info["total"]) == (32, 8, 8, 40)
+    with sessions() as s:
+        rows = s.scalars(select(Image).order_by(Image.position)).all()
+    checks = [im for im in rows if im.attention]
+    assert sorted(im.index for im in checks) == list(range(8))  # the robust images
+    assert all(im.adversarial_png == im.clean_png and im.prediction == im.label for im in checks)
+    gaps = np.diff([im.position for im in checks])
+    assert checks[0].position > 0 and gaps.min() >= 3  # spread, never in a clump
+    with pytest.raises(RobustscaleError, match="need as many robust images"):
+        create_study(sessions, "t", tmp_path / "eval", tmp_path / "eval", attention_checks=0.5)
+
+
+def test_serve_refuses_a_missing_database_and_says_where_it_serves(tmp_path, fmnist_test, cli):
+    """Started from another folder, serve silently made an empty database before the fix."""
+    missing = tmp_path / "elsewhere" / "robustscale-study.db"
+    p = cli("study", "serve", "--db", f"sqlite:///{missing}", "--port", "1")
+    assert p.returncode == 2 and "--create" in p.stderr and str(missing) in p.stderr
+    assert not missing.exists()
+    server = Server(f"sqlite:///{tmp_path / 'new.db'}", extra=("--create",))
+    server.stop()
+    line = server.proc.stderr.read().decode()
+    assert f"serving {server.url} (database sqlite:///{tmp_path / 'new.db'}, 0 studies)" in line
+
+
 def test_cli_errors_are_one_line_exit_2(tmp_path, fmnist_test, cli):
     x, y = fmnist_test
     adv, clean = make_npz(tmp_path, x[:20], y[:20])
+    make_npz(tmp_path / "ev", x[:20], y[:20], n_robust=2)
     np.savez(tmp_path / "nopred.npz", images=x[:20], labels=y[:20])
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     bad = tmp_path / "bad.npz"
@@ -103,7 +135,12 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, fmnist_test, cli):
             (["add-rater", "nostudy", "alice", "--days", "-1"], "positive number of days"),
             (["add-rater", "nostudy", "alice"], "no such study"),
             (["score", "nostudy"], "no such study"),
-            (["export", "nostudy", "--out", tmp_path / "a.csv"], "no such study")):
+            (["export", "nostudy", "--out", tmp_path / "a.csv"], "no such study"),
+            # files with robust images hold every attacked image: "9701 of 10000" before the fix
+            (["create", "--adversarial", tmp_path / "ev", "--clean", tmp_path / "ev", "--name", "s",
+              "--total", "10000"], "--total 10000: "),
+            (["create", "--adversarial", tmp_path / "ev", "--clean", tmp_path / "ev", "--name", "s",
+              "--attention-checks", "1.5"], "--attention-checks 1.5: expected a share")):
         p = cli("study", *args, "--db", db)
         assert p.returncode == 2, p
         assert p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr

@@ -12,7 +12,7 @@ from studyutil import FASHION_CLASSES, make_npz
 
 from robustscale.errors import RobustscaleError
 from robustscale.human_study.answers import add_rater
-from robustscale.human_study.db import Answer, Image, Rater
+from robustscale.human_study.db import Answer, Image, Rater, Reply, Study
 from robustscale.human_study.images import create_study
 from robustscale.human_study.results import import_answers, score_study
 from robustscale.human_study.vlm import vlm_rate
@@ -76,18 +76,23 @@ def messy(tmp_path, fmnist_test, chat_server):
         images = list(s.scalars(select(Image).order_by(Image.position)))
         raters = {r.name: r.id for r in s.scalars(select(Rater))}
         for name, answers in HUMANS.items():
+            n = 0  # the rater's answers so far
             for j, a in enumerate(answers):
                 if a is None:
                     continue
                 s.add(Answer(rater_id=raters[name], image_id=images[j].id, phase="adversarial",
-                             choice=a[0], high_confidence=a[1]))
+                             position=n, choice=a[0], high_confidence=a[1]))
+                n += 1
                 if name in COMPLETE:
                     s.add(Answer(rater_id=raters[name], image_id=images[j].id, phase="clean",
-                                 choice=W if (name, j) in CLEAN_WRONG else L, high_confidence=True))
+                                 position=n, choice=W if (name, j) in CLEAN_WRONG else L,
+                                 high_confidence=True))
+                    n += 1
         s.commit()
         vlm_of_png = {im.adversarial_png: VLM[j] for j, im in enumerate(images)}
     srv = chat_server(FASHION_CLASSES, fail=(), reply=lambda classes, png: (
-        f"Looks like a {classes[P]} at first, but it is a {classes[vlm_of_png[png]]}, high"))
+        f"=HYPERLINK(\"http://evil\") looks like a {classes[P]} at first, but it is a "
+        f"{classes[vlm_of_png[png]]}, high"))
     with pytest.raises(RobustscaleError, match="HTTP 401"):  # the failed run: a wrong key
         vlm_rate(sessions, "messy", srv.base_url, "gpt-test", "sk-wrong", retries=0)
     vlm_rate(sessions, "messy", srv.base_url, "gpt-test", "sk-test", retries=0)
@@ -166,6 +171,16 @@ def test_export_reimports_to_the_same_score(messy, tmp_path, cli):
     check_messy_score(again)
     assert {k: v for k, v in again.items() if k != "study"} == \
         {k: v for k, v in score_study(sessions, "messy").items() if k != "study"}
+    # every text comes back exactly: the spreadsheet guard lived only in the CSV cells (a VLM
+    # reply was stored as "'=HYPERLINK..." before the fix)
+    with sessions() as s:
+        def texts(study):
+            return sorted(s.execute(select(Rater.name, Rater.external_id, Reply.text)
+                                    .join(Answer, Answer.rater_id == Rater.id)
+                                    .outerjoin(Reply, Reply.answer_id == Answer.id)
+                                    .join(Study, Study.id == Rater.study_id)
+                                    .where(Study.name == study)).all(), key=str)
+        assert texts("copy") == texts("messy")
     # all or nothing: importing the same answers twice fails and adds nothing
     dup = cli("study", "import-answers", "copy", out, "--db", db)
     assert dup.returncode == 2 and "already answered image" in dup.stderr
@@ -180,6 +195,10 @@ def test_export_reimports_to_the_same_score(messy, tmp_path, cli):
     ("rater,index,phase,choice,confidence\nx,14,clean,two,high\n", "must be integers"),
     ("rater,kind,index,phase,choice,confidence\nx,robot,14,clean,0,high\n", "kind must be"),
     ("rater,kind,index,phase,choice,confidence\nh1,vlm,14,clean,0,high\n", "is a human rater"),
+    # seconds took nan, -5 and inf before the fix
+    ("rater,index,phase,choice,confidence,seconds\nx,14,clean,0,high,nan\n", "finite number >= 0"),
+    ("rater,index,phase,choice,confidence,seconds\nx,14,clean,0,high,-5\n", "finite number >= 0"),
+    ("rater,index,phase,choice,confidence,seconds\nx,14,clean,0,high,inf\n", "finite number >= 0"),
 ])
 def test_import_rejects_bad_rows(messy, tmp_path, csv_text, message):
     _, sessions = messy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robustscale.human_study.scoring import Ratings, fleiss_kappa, score, validity
+from robustscale.human_study.scoring import Ratings, fleiss_kappa, kappa_undefined, score, validity
 
 # Paper §4 / Table 4 / App. G.2: 10000 test images, 7371 robust, 2629 attacked, 727 invalid,
 # 39% of them deceptive, GPT-4 right on 1160.
@@ -98,8 +98,20 @@ def test_fleiss_kappa_wikipedia_example():
                       [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]])
     choices = np.array([np.repeat(np.arange(5), row) for row in table]).T  # (14 raters, 10 items)
     assert fleiss_kappa(choices, 5) == pytest.approx(0.210, abs=5e-4)
-    assert fleiss_kappa(np.zeros((3, 5), int), 5) == 1.0
+    # every answer the same class: 0/0, undefined (it was shown as 1.000), with the reason
+    assert fleiss_kappa(np.zeros((3, 5), int), 5) is None
+    assert "0/0" in kappa_undefined(np.zeros((3, 5), int), 5)
     assert fleiss_kappa(np.full((3, 5), -1), 5) is None
+    assert kappa_undefined(np.full((3, 5), -1), 5) == "no image has 2 answers"
+    assert kappa_undefined(choices, 5) is None
+
+
+def test_score_says_why_kappa_is_undefined():
+    """One image, three agreeing answers: kappa is null in the score, with the reason."""
+    one = np.zeros((3, 1), int)
+    r = score(Ratings(np.array([0]), np.array([1]), one, one > 0, one, None, 10, 9))
+    assert r["fleiss_kappa_adversarial"] is None and r["fleiss_kappa_clean"] is None
+    assert "0/0" in r["fleiss_kappa_undefined"]["adversarial"]
 
 
 def test_score_cli_reproduces_table4_through_the_database(tmp_path, cli):
@@ -125,11 +137,12 @@ def test_score_cli_reproduces_table4_through_the_database(tmp_path, cli):
         for i, rater in enumerate(raters):
             for j in range(n):
                 rows.append(dict(rater_id=rater.id, image_id=ids[j], phase="adversarial",
-                                 choice=int(r.human_adversarial[i, j]),
+                                 position=2 * j, choice=int(r.human_adversarial[i, j]),
                                  high_confidence=bool(r.human_high[i, j])))
                 rows.append(dict(rater_id=rater.id, image_id=ids[j], phase="clean",
-                                 choice=int(r.human_clean[i, j]), high_confidence=True))
-        rows += [dict(rater_id=vlm.id, image_id=ids[j], phase="adversarial",
+                                 position=2 * j + 1, choice=int(r.human_clean[i, j]),
+                                 high_confidence=True))
+        rows += [dict(rater_id=vlm.id, image_id=ids[j], phase="adversarial", position=j,
                       choice=int(r.vlm[j]), high_confidence=True) for j in range(n)]
         s.bulk_insert_mappings(Answer, rows)
         s.commit()

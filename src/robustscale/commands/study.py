@@ -9,13 +9,14 @@ from typing import Optional
 import typer
 
 from robustscale.commands.output import JsonOption, emit, table, warn
-from robustscale.human_study.config import (BATCH_SIZE, N_RATERS, VLM_MAX_TOKENS, VLM_TEMPERATURE,
-                                            VLM_TIMEOUT)
+from robustscale.human_study.config import (BATCH_SIZE, MAX_ATTENTION_FAILURE, N_RATERS,
+                                            VLM_MAX_TOKENS, VLM_TEMPERATURE, VLM_TIMEOUT)
 
 study_app = typer.Typer(help="Human-validity study of adversarial images (paper §4, App. G).",
                         no_args_is_help=True)
 
-DB_HELP = "SQLAlchemy URL (default: $ROBUSTSCALE_STUDY_DB or sqlite:///robustscale-study.db)."
+DB_HELP = ("SQLAlchemy URL (default: $ROBUSTSCALE_STUDY_DB, else sqlite:///robustscale-study.db: "
+           "the file robustscale-study.db in the current folder).")
 
 
 def _sessions(db: str | None):
@@ -41,17 +42,27 @@ def create(
                                         "ambiguous are left unknown."),
     batch_size: int = typer.Option(BATCH_SIZE, help="Images per batch (App. G.1: 100)."),
     raters: int = typer.Option(N_RATERS, help="Human raters per image (§4.1: 3)."),
-    total: Optional[int] = typer.Option(None, help="Test images the attack ran on, if the files "
-                                        "hold only the successful attacks (paper: 10000)."),
+    total: Optional[int] = typer.Option(None, help="Test images the attack ran on, needed only when "
+                                        "the files hold just the successful attacks (paper: "
+                                        "10000). An evaluate folder holds every attacked image, "
+                                        "robust ones included: the total is their count."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset whose class names the raters choose "
                                        "from (cifar10, cifar100, svhn, tiny-imagenet, fashion-mnist; "
                                        "default: the npz files' classes, else CIFAR-10's)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="TinyImageNet's folder (its names are "
                                             "in its words.txt)."),
+    attention_checks: float = typer.Option(0.0, "--attention-checks", help="Share of attention "
+                                           "checks among the images a rater sees (e.g. 0.05): "
+                                           "clean images of robust test images, spread through "
+                                           "the study, not scored; `study score` leaves out "
+                                           "raters who fail too many."),
     db: Optional[str] = typer.Option(None, help=DB_HELP),
     json_output: JsonOption = False,
 ) -> None:
-    """Import adversarial images and their clean versions into a new study."""
+    """Import adversarial images and their clean versions into a new study.
+
+    The model's verdicts are its predictions on the saved uint8 images (what raters see), as
+    in `evaluate`'s accuracy_uint8."""
     from robustscale.data.datasets import class_names
     from robustscale.errors import RobustscaleError
     from robustscale.human_study.images import create_study
@@ -59,14 +70,17 @@ def create(
     classes = class_names(data, data_dir) if data is not None else None
     try:
         info = create_study(_sessions(db), name, adversarial, clean, predictions, batch_size, raters,
-                            total, require_predictions=not no_predictions, classes=classes)
+                            total, require_predictions=not no_predictions, classes=classes,
+                            attention_checks=attention_checks)
     except RobustscaleError as e:  # the library names its parameter; say which flag sets it
         message = str(e).replace("require_predictions=False", "--no-predictions")
         message = message.replace("classes: ", "--data: ").replace("the dataset", "--data")
+        message = message.replace("attention_checks ", "--attention-checks ").replace("total ", "--total ", 1)
         raise RobustscaleError(message) from None
     emit(info, json_output, lambda i: print(
         f"study {i['study']}: {i['images']} attacked images in {i['batches']} batches "
-        f"({i['robust']} of {i['total']} robust)"))
+        f"({i['robust']} of {i['total']} robust"
+        + (f", {i['attention_checks']} attention checks)" if i["attention_checks"] else ")")))
 
 
 @study_app.command("add-rater")
@@ -102,15 +116,47 @@ def revoke_rater_cmd(
 
 
 @study_app.command()
+def recruit(
+    study: str = typer.Argument(..., help="Study name."),
+    completion_url: str = typer.Option(..., help="Where a participant goes when done, with its "
+                                       "code (Prolific: https://app.prolific.com/submissions/"
+                                       "complete?cc=CODE)."),
+    max_raters: Optional[int] = typer.Option(None, help="Participants the link admits (default: "
+                                             "no limit)."),
+    days: Optional[float] = typer.Option(None, help="The link closes after this many days."),
+    base_url: str = typer.Option("http://127.0.0.1:8000", help="Where `study serve` is reachable."),
+    db: Optional[str] = typer.Option(None, help=DB_HELP),
+    json_output: JsonOption = False,
+) -> None:
+    """Print the study's public join link for a recruiting platform.
+
+    Give the platform the link; it adds PROLIFIC_PID, STUDY_ID and SESSION_ID (any `?pid=ID`
+    works too). Each participant gets one rater (joining again resumes it), sees a consent page
+    and the instructions, and is sent to the completion URL when done."""
+    from robustscale.errors import RobustscaleError
+    from robustscale.human_study.recruit import recruit as open_recruitment
+
+    try:
+        info = open_recruitment(_sessions(db), study, completion_url, max_raters, days)
+    except RobustscaleError as e:
+        raise RobustscaleError(str(e).replace("completion_url", "--completion-url")
+                               .replace("max_raters", "--max-raters").replace("days", "--days")) from None
+    info["link"] = f"{base_url.rstrip('/')}{info.pop('path')}"
+    emit(info, json_output, lambda r: print(r["link"]))
+
+
+@study_app.command()
 def serve(
     db: Optional[str] = typer.Option(None, help=DB_HELP),
+    create: bool = typer.Option(False, "--create", help="Create the database if it does not exist "
+                                "(otherwise a missing database is an error)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
     rate_limit: float = typer.Option(5.0, help="Answers per second per rater (burst 20)."),
     max_body: Optional[int] = typer.Option(None, help="Largest request body in bytes "
                                            "(default 65536); larger ones get 413 unread."),
 ) -> None:
-    """Serve the rater pages, admin pages (/admin) and the quiz (/quiz/STUDY).
+    """Serve the rater pages, admin pages (/admin), the quiz (/quiz/STUDY) and join links.
 
     The admin password is $ROBUSTSCALE_STUDY_ADMIN_TOKEN; without it one is made up and printed."""
     import dataclasses
@@ -120,15 +166,20 @@ def serve(
 
     from robustscale.human_study.app import create_app
     from robustscale.human_study.config import Settings
+    from robustscale.human_study.db import database_exists, study_count
 
     settings = Settings.from_env(db_url=db, rate_limit=rate_limit, max_body=max_body)
+    if not create:
+        database_exists(settings.db_url)  # raises, naming --create
     if settings.admin_token is None:
         settings = dataclasses.replace(settings, admin_token=secrets.token_urlsafe(16))
         print(f"admin token (this run only): {settings.admin_token}", file=sys.stderr)
     # keep-alive longer than a rater's pause between answers, so a reused connection is not
     # closed under a request in flight
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
-                timeout_keep_alive=75)
+    app = create_app(settings)
+    print(f"serving http://{host}:{port} (database {settings.db_url}, "
+          f"{study_count(app.state.sessions)} studies); admin pages at /admin", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=75)
 
 
 @study_app.command()
@@ -176,10 +227,14 @@ def _render_score(result: dict) -> None:
               f"{result['invalid']} invalid ({dec} deceptive, {amb} ambiguous), "
               f"{result['unrated']} unrated")
     kappa = result["fleiss_kappa_adversarial"]
+    why = result["fleiss_kappa_undefined"]["adversarial"]
     out.print(f"human accuracy: adversarial {_pct(result['human_adversarial_accuracy'])}, "
               f"clean {_pct(result['human_clean_accuracy'])} "
-              f"({len(result['humans'])} raters with answers); Fleiss' kappa (adversarial) "
-              f"{'–' if kappa is None else f'{kappa:.3f}'}")
+              f"({len(result['humans'])} raters scored); Fleiss' kappa (adversarial) "
+              f"{f'undefined ({why})' if kappa is None else f'{kappa:.3f}'}")
+    if result["left_out"]:
+        out.print(f"{len(result['left_out'])} raters left out: " + "; ".join(
+            f"{r['rater']} {r['reason']}" for r in result["left_out"]))
     if result["vlm"] is not None:
         out.print(f"VLM {result['vlm']['rater']}: adversarial "
                   f"{_pct(result['vlm']['adversarial_accuracy'])}, all data "
@@ -201,13 +256,23 @@ def score(
     study: str = typer.Argument(..., help="Study name."),
     vlm: Optional[str] = typer.Option(None, help="VLM rater to score (default: the VLM with the "
                                       "most answers)."),
+    max_attention_failure: float = typer.Option(
+        MAX_ATTENTION_FAILURE, help="Leave out raters who failed more than this share of the "
+        "attention checks they answered."),
     db: Optional[str] = typer.Option(None, help=DB_HELP),
     json_output: JsonOption = False,
 ) -> None:
     """Valid/invalid (deceptive, ambiguous) images, human accuracy, Table 4, Fleiss' kappa."""
+    from robustscale.errors import RobustscaleError
     from robustscale.human_study.results import score_study
 
-    result = score_study(_sessions(db), study, vlm)
+    try:
+        result = score_study(_sessions(db), study, vlm, max_attention_failure)
+    except RobustscaleError as e:
+        raise RobustscaleError(str(e).replace("max_attention_failure", "--max-attention-failure")) from None
+    if result["left_out"]:
+        warn(f"{len(result['left_out'])} raters left out for failing attention checks: "
+             + ", ".join(r["rater"] for r in result["left_out"]))
     if result["unrated"]:
         warn(f"{result['unrated']} of {result['images']} images have no human answer yet: Table 4 "
              "figures they could change are given as ranges")

@@ -7,9 +7,11 @@ notebook); the functions the web app calls per request take the request's open `
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import math
 import re
 import secrets
 
@@ -18,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from robustscale.errors import RobustscaleError
-from robustscale.human_study.db import CONFIDENCES, PHASES, Answer, Image, Rater, get_study, utcnow
+from robustscale.human_study.db import (CONFIDENCES, PHASES, Answer, Image, Rater, get_study,
+                                        lock_rater, utcnow)
 
 # `<rater id>.<secret>`: ASCII digits only (str.isdigit also accepts '²', which int() rejects)
 # and bounded, so that an id never overflows a database integer; token_urlsafe(24) is 32 chars.
@@ -89,14 +92,22 @@ def is_active(rater: Rater) -> bool:
     return rater.expires is None or rater.expires > utcnow()
 
 
-def rater_sequence(image_ids: list[int], batch_size: int) -> list[tuple[int, str]]:
+class Sequence(list):
+    """The items (image id, phase) a rater sees, in order, with each item's index."""
+
+    def __init__(self, items):
+        super().__init__(items)
+        self.index_of = {item: k for k, item in enumerate(self)}
+
+
+def rater_sequence(image_ids: list[int], batch_size: int) -> Sequence:
     """The order a human rater sees: per batch, its adversarial images, then their clean versions
     (§4.1: clean images were classified after the adversarial ones)."""
     seq = []
     for b in range(0, len(image_ids), batch_size):
         batch = image_ids[b:b + batch_size]
         seq += [(i, "adversarial") for i in batch] + [(i, "clean") for i in batch]
-    return seq
+    return Sequence(seq)
 
 
 def study_image_ids(s: Session, study_id: int) -> list[int]:
@@ -107,6 +118,26 @@ def answered_count(s: Session, rater_id: int) -> int:
     return s.scalar(select(func.count()).select_from(Answer).where(Answer.rater_id == rater_id))
 
 
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """Where a rater stands: `done` answers stored, `next` the index in the sequence of the first
+    item not answered yet (len(sequence) when finished), `last` the index of the item answered
+    last (None before the first answer). Answers imported for later items are skipped over."""
+
+    done: int
+    next: int
+    last: int | None
+
+
+def rater_progress(s: Session, rater_id: int, sequence: Sequence) -> Progress:
+    items = [(i, p) for i, p in s.execute(select(Answer.image_id, Answer.phase)
+                                          .where(Answer.rater_id == rater_id)
+                                          .order_by(Answer.position))]
+    answered = set(items)
+    nxt = next((k for k, item in enumerate(sequence) if item not in answered), len(sequence))
+    return Progress(len(items), nxt, sequence.index_of.get(items[-1]) if items else None)
+
+
 class AnswerRejected(Exception):
     """An answer the study must not store; `status` is the HTTP status to reply with."""
 
@@ -115,31 +146,37 @@ class AnswerRejected(Exception):
         self.status = status
 
 
-def record_answer(s: Session, rater: Rater, sequence: list[tuple[int, str]], image_id: int,
+def record_answer(s: Session, rater: Rater, sequence: Sequence, image_id: int,
                   phase: str, choice: int, confidence: str, n_classes: int,
-                  seconds: float | None) -> int:
-    """Store one human answer, which must be the rater's next item; returns the new count.
+                  seconds: float | None) -> Progress:
+    """Store one human answer, which must be the rater's next item; returns the new progress.
 
-    Out-of-assignment, out-of-order, duplicate and replayed answers raise AnswerRejected; the
-    unique constraint settles two concurrent copies of the same answer."""
+    Out-of-assignment, out-of-order, duplicate and replayed answers raise AnswerRejected. The
+    rater's row lock makes the check and the insert one step; the unique constraints settle
+    anything that slips past it."""
     if phase not in PHASES or confidence not in CONFIDENCES:
         raise AnswerRejected(422, "phase must be adversarial|clean and confidence low|high")
     if not 0 <= choice < n_classes:
         raise AnswerRejected(422, f"choice must be a class index 0..{n_classes - 1}")
-    done = answered_count(s, rater.id)
-    if (image_id, phase) not in set(sequence):
+    if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
+        raise AnswerRejected(422, "seconds must be a finite number >= 0")
+    if (image_id, phase) not in sequence.index_of:
         raise AnswerRejected(403, "image not in this rater's assignment")
-    if done >= len(sequence) or sequence[done] != (image_id, phase):
+    lock_rater(s, rater.id)
+    now = rater_progress(s, rater.id, sequence)
+    if now.next >= len(sequence) or sequence[now.next] != (image_id, phase):
+        s.rollback()
         raise AnswerRejected(409, "duplicate or out-of-order answer")
     try:
         s.execute(insert(Answer).values(rater_id=rater.id, image_id=image_id, phase=phase,
-                                        choice=choice, high_confidence=confidence == "high",
-                                        seconds=seconds))
+                                        position=now.done, choice=choice,
+                                        high_confidence=confidence == "high", seconds=seconds))
+        after = rater_progress(s, rater.id, sequence)
         s.commit()
     except IntegrityError:
         s.rollback()
         raise AnswerRejected(409, "duplicate answer") from None
-    return done + 1
+    return after
 
 
 def segment(sequence: list[tuple[int, str]], k: int, batch_size: int) -> tuple[int, str]:
@@ -147,19 +184,17 @@ def segment(sequence: list[tuple[int, str]], k: int, batch_size: int) -> tuple[i
     return k // (2 * batch_size), sequence[k][1]
 
 
-def undo_answer(s: Session, rater: Rater, sequence: list[tuple[int, str]],
-                batch_size: int) -> int:
-    """Delete the rater's last answer if it lies in the phase they are answering now (an answer
-    from a finished phase stays: its images were followed by the clean versions); returns the new
-    count."""
-    done = answered_count(s, rater.id)
-    if done == 0 or done >= len(sequence) or \
-            segment(sequence, done - 1, batch_size) != segment(sequence, done, batch_size):
+def undo_answer(s: Session, rater: Rater, sequence: Sequence, batch_size: int) -> Progress:
+    """Delete the rater's last answer if its item lies in the batch and phase they are answering
+    now (an answer from a finished phase stays: its images were followed by the clean versions);
+    returns the new progress."""
+    lock_rater(s, rater.id)
+    now = rater_progress(s, rater.id, sequence)
+    if now.last is None or now.next >= len(sequence) or \
+            segment(sequence, now.last, batch_size) != segment(sequence, now.next, batch_size):
+        s.rollback()
         raise AnswerRejected(409, "nothing to undo in this phase")
-    image_id, phase = sequence[done - 1]
-    gone = s.execute(delete(Answer).where(Answer.rater_id == rater.id, Answer.image_id == image_id,
-                                          Answer.phase == phase)).rowcount
+    s.execute(delete(Answer).where(Answer.rater_id == rater.id, Answer.position == now.done - 1))
+    after = rater_progress(s, rater.id, sequence)
     s.commit()
-    if gone != 1:  # a concurrent undo got there first
-        raise AnswerRejected(409, "nothing to undo in this phase")
-    return done - 1
+    return after

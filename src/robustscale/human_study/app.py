@@ -21,7 +21,7 @@ HERE = Path(__file__).parent
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from robustscale.human_study.routes import admin, quiz, rater
+    from robustscale.human_study.routes import admin, join, quiz, rater
 
     app = FastAPI(title="robustscale human-validity study", docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -33,7 +33,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
     app.state.login_limiter = RateLimiter(settings.login_attempts_per_minute / 60,
                                           settings.login_attempts_per_minute)
-    app.state.logged_out = set()  # admin session ids ended by /admin/logout (until restart)
+    # public join links: new participants per client address (a person joins once)
+    app.state.join_limiter = RateLimiter(settings.joins_per_minute / 60, settings.joins_per_minute)
     app.state.raters = {}  # verified token -> [rater, study, sequence, checked at]
     app.state.quizzes = QuizCache(settings.quiz_size)
     app.state.sequences = {}  # study id -> image ids by position (images never change)
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(rater.router)
     app.include_router(admin.router)
     app.include_router(quiz.router)
+    app.include_router(join.router)
 
     app.add_middleware(BodyGuardMiddleware)
     app.add_middleware(CsrfCookieMiddleware)

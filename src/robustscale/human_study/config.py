@@ -8,7 +8,10 @@ import os
 
 BATCH_SIZE = 100  # App. G.1: users classified images in batches of 100
 N_RATERS = 3  # §4.1: three human users
-QUIZ_SIZE = 25  # the paper's quiz format: 25 adversarial images
+QUIZ_SIZE = 25
+# Raters who fail more than this share of their attention checks are not scored (the paper's
+# in-house raters had none; a quarter tolerates one slip in four on a crowd platform)
+MAX_ATTENTION_FAILURE = 0.25  # the paper's quiz format: 25 adversarial images
 # Fig. 18's VLM payload: room to "reason about the contents" before the final two words, and
 # temperature 0 for the most likely reply
 VLM_MAX_TOKENS = 3200
@@ -31,7 +34,9 @@ class Settings:
     admin_session_seconds: an admin login lasts this long.
     login_attempts_per_minute: admin password tries per client address (burst of as many).
     rater_cache_seconds: how long a verified rater link is trusted before its row is read again,
-    i.e. how soon `study revoke-rater` takes effect on a running server."""
+    i.e. how soon `study revoke-rater` takes effect on a running server.
+    joins_per_minute: visits of a public join link (`study recruit`) per client address (burst
+    of as many): a participant joins once, a script making raters in bulk is stopped."""
 
     db_url: str = DEFAULT_DB_URL
     admin_token: str | None = None
@@ -42,6 +47,7 @@ class Settings:
     admin_session_seconds: float = 8 * 3600.0
     login_attempts_per_minute: int = 5
     rater_cache_seconds: float = 2.0
+    joins_per_minute: int = 30
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

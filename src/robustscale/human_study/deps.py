@@ -3,6 +3,7 @@ headers, request-body guard, signed item nonces and admin sessions, rate limits.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -12,14 +13,14 @@ import time
 from typing import Iterator
 
 from fastapi import HTTPException, Request
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import cookie_parser
 
-from robustscale.human_study.answers import (TOKEN_RE, rater_for_token, rater_sequence,
-                                             study_image_ids)
-from robustscale.human_study.db import Rater, Study, utcnow
+from robustscale.human_study.answers import (TOKEN_RE, hash_secret, rater_for_token,
+                                             rater_sequence, study_image_ids)
+from robustscale.human_study.db import AdminSession, Rater, Study, utcnow
 
 CSRF_COOKIE = "rs_csrf"
 ADMIN_COOKIE = "rs_admin"
@@ -162,7 +163,8 @@ def rater_context(state, s: Session, token: str) -> tuple[Rater, Study, list]:
             sequences[study.id] = rater_sequence(study_image_ids(s, study.id), study.batch_size)
         entry = cache[token] = [rater, study, sequences[study.id], now]
     elif now - entry[3] > state.settings.rater_cache_seconds:
-        entry[0].expires = s.scalar(select(Rater.expires).where(Rater.id == entry[0].id))
+        entry[0].expires, entry[0].consented = s.execute(
+            select(Rater.expires, Rater.consented).where(Rater.id == entry[0].id)).one()
         entry[3] = now
     rater, study, seq, _ = entry
     if rater.expires is not None and rater.expires <= utcnow():
@@ -187,51 +189,83 @@ class RateLimiter:
         self._buckets: dict[object, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def _tokens(self, key, now: float) -> float:
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate)
+
     def allow(self, key) -> bool:
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            tokens = self._tokens(key, now)
             ok = tokens >= 1
             self._buckets[key] = (tokens - 1 if ok else tokens, now)
             return ok
 
+    def spent(self, key) -> bool:
+        """No event allowed for `key` right now (nothing is used up by asking)."""
+        with self._lock:
+            return self._tokens(key, time.monotonic()) < 1
+
 
 def is_admin(request: Request) -> bool:
     """Admin by session cookie (set at /admin/login, until it expires or logs out) or by
-    `Authorization: Bearer <admin token>`."""
+    `Authorization: Bearer <admin token>`. Bearer guesses draw on the login throttle of the
+    client's address: once it is spent, every Bearer attempt gets 429, right or wrong."""
     token = request.app.state.settings.admin_token
     if not token:
         return False
     bearer = request.headers.get("authorization", "")
-    if bearer.startswith("Bearer ") and hmac.compare_digest(bearer[7:].encode(), token.encode()):
-        return True
+    if bearer.startswith("Bearer "):
+        limiter, client = request.app.state.login_limiter, client_address(request)
+        if limiter.spent(client):
+            raise HTTPException(429, "too many admin login attempts: wait a minute",
+                                headers={"Retry-After": "60"})
+        if hmac.compare_digest(bearer[7:].encode(), token.encode()):
+            return True
+        limiter.allow(client)
     return admin_session(request) is not None
 
 
-def _admin_signature(request: Request, sid: str, expires: str) -> str:
-    # the token's hash is signed in, so changing the admin token ends every session
-    token = request.app.state.settings.admin_token or ""
-    return sign(request.app.state.secret, "admin", sid, expires,
-                hashlib.sha256(token.encode()).hexdigest())
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
-def new_admin_cookie(request: Request) -> str:
-    """`<session id>.<expiry, unix s>.<signature>` for a fresh admin session."""
-    sid = secrets.token_urlsafe(12)
-    expires = str(int(time.time() + request.app.state.settings.admin_session_seconds))
-    return f"{sid}.{expires}.{_admin_signature(request, sid, expires)}"
+def _token_hash(request: Request) -> str:
+    # stored with each session, so that changing the admin token ends every session
+    return hash_secret(request.app.state.settings.admin_token or "")
 
 
-def admin_session(request: Request) -> str | None:
-    """The id of the request's live admin session, or None (no cookie, forged, expired, logged
-    out)."""
-    sid, expires, signature = (request.cookies.get(ADMIN_COOKIE, "").split(".") + ["", "", ""])[:3]
-    if not (sid and expires.isdigit() and int(expires) > time.time()):
+def new_admin_cookie(request: Request, s: Session) -> str:
+    """A fresh admin session: a random id (only its hash is stored) that lives for
+    `settings.admin_session_seconds`."""
+    sid = secrets.token_urlsafe(32)
+    expires = utcnow() + dt.timedelta(seconds=request.app.state.settings.admin_session_seconds)
+    s.add(AdminSession(id_hash=hash_secret(sid), token_hash=_token_hash(request), expires=expires))
+    s.commit()
+    return sid
+
+
+def admin_session(request: Request) -> AdminSession | None:
+    """The request's live admin session, or None (no cookie, unknown, expired, logged out, or
+    opened with another admin token). The cookie is only ever hashed, never parsed."""
+    sid = request.cookies.get(ADMIN_COOKIE, "")
+    if not sid or len(sid) > 128:
         return None
-    if not hmac.compare_digest(signature.encode(), _admin_signature(request, sid, expires).encode()):
+    with request.app.state.sessions() as s:
+        row = s.get(AdminSession, hash_secret(sid))
+    if row is None or row.ended is not None or row.expires <= utcnow() or \
+            not hmac.compare_digest(row.token_hash, _token_hash(request)):
         return None
-    return None if sid in request.app.state.logged_out else sid
+    return row
+
+
+def end_admin_session(request: Request) -> None:
+    row = admin_session(request)
+    if row is not None:
+        with request.app.state.sessions() as s:
+            s.execute(update(AdminSession).where(AdminSession.id_hash == row.id_hash)
+                      .values(ended=utcnow()))
+            s.commit()
 
 
 def require_admin(request: Request) -> None:

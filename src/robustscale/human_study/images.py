@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,13 +103,20 @@ def _read_predictions(path: str | os.PathLike) -> np.ndarray:
 def create_study(sessions: sessionmaker[Session], name: str, adversarial, clean,
                  predictions=None, batch_size: int = BATCH_SIZE, raters: int = N_RATERS,
                  total: int | None = None, require_predictions: bool = True,
-                 classes: tuple[str, ...] | None = None) -> dict:
+                 classes: tuple[str, ...] | None = None, attention_checks: float = 0.0) -> dict:
     """Import the adversarial images and their clean versions as study `name`.
 
     Images the model still classifies correctly (prediction == label) are not attack successes:
     they count as robust and are not shown to raters (§4 studies the 2629 successes only).
     `total`: test images the attack ran on (default: the images given), so that Table 4's
-    rescoring knows the robust count when the files hold only the successes.
+    rescoring knows the robust count when the files hold only the successes. Files that hold
+    robust images as well (a `robustscale evaluate` folder) hold every attacked image: their
+    count is the total, and another `total` is an error.
+    The verdicts are the model's predictions on the saved uint8 images, the images raters see
+    (`evaluate` reports the same count as `accuracy_uint8`).
+    `attention_checks`: the share of attention checks among the images a rater sees (0: none):
+    clean versions of robust images (the model gets them right even attacked, so their label is
+    unambiguous), spread evenly through the study, never scored as study images.
     The model's predictions (`predictions`, else the adversarial npz's 'predictions') are
     required: without them robust images cannot be told apart and deceptive images (§4.2) cannot
     be found. `require_predictions=False` imports every image and leaves deceptive/ambiguous
@@ -150,12 +158,18 @@ def create_study(sessions: sessionmaker[Session], name: str, adversarial, clean,
                                    f"dataset for its classes)")
     indices = adv.indices if adv.indices is not None else np.arange(n)
     keep = np.ones(n, bool) if preds is None else preds != labels
+    if total is not None and not keep.all() and int(total) != n:
+        raise RobustscaleError(
+            f"total {total}: {adversarial} holds every attacked image ({n}, robust ones "
+            f"included), so the total is {n}; give total only for files of successful attacks")
     n_total = n if total is None else int(total)
     n_robust = n_total - int(keep.sum())
     if n_robust < 0:
         raise RobustscaleError(f"total {total}: fewer than the {int(keep.sum())} attacked images")
     if not keep.any():
         raise RobustscaleError(f"{adversarial}: no successful attack (every prediction is correct)")
+    order = _with_attention_checks(np.flatnonzero(keep), np.flatnonzero(~keep), attention_checks,
+                                   name)
     with sessions() as s:
         if s.scalar(select(Study).where(Study.name == name)) is not None:
             raise RobustscaleError(f"study {name!r}: a study of that name already exists")
@@ -163,10 +177,40 @@ def create_study(sessions: sessionmaker[Session], name: str, adversarial, clean,
                       n_total=n_total, n_robust=n_robust)
         s.add(study)
         s.flush()
-        for pos, i in enumerate(np.flatnonzero(keep)):
+        for pos, (i, check) in enumerate(order):
+            clean_png = png_bytes(cln.images[i])
             s.add(Image(study_id=study.id, position=pos, index=int(indices[i]), label=int(labels[i]),
-                        prediction=None if preds is None else int(preds[i]),
-                        adversarial_png=png_bytes(adv.images[i]), clean_png=png_bytes(cln.images[i])))
+                        prediction=None if preds is None else int(preds[i]), attention=check,
+                        adversarial_png=clean_png if check else png_bytes(adv.images[i]),
+                        clean_png=clean_png))
         s.commit()
         return {"study": name, "images": int(keep.sum()), "robust": n_robust, "total": n_total,
-                "batches": -(-int(keep.sum()) // batch_size), "classes": list(classes)}
+                "attention_checks": len(order) - int(keep.sum()),
+                "batches": -(-len(order) // batch_size), "classes": list(classes)}
+
+
+def _with_attention_checks(attacked: np.ndarray, robust: np.ndarray, rate: float,
+                           name: str) -> list[tuple[int, bool]]:
+    """(file index, is an attention check) in study order: the attacked images with, at `rate`
+    of the whole, robust images spread evenly between them (drawn by a seed from the name)."""
+    if not 0 <= rate < 1:
+        raise RobustscaleError(f"attention_checks {rate}: expected a share in [0, 1)")
+    n_checks = round(rate * len(attacked) / (1 - rate))
+    if rate > 0 and n_checks == 0:
+        n_checks = 1
+    if n_checks > len(robust):
+        raise RobustscaleError(f"attention_checks {rate}: {n_checks} attention checks need as many "
+                               f"robust images (the model right after the attack), the files "
+                               f"hold {len(robust)}")
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    checks = rng.choice(robust, size=n_checks, replace=False)
+    # check j goes after attacked image round((j + 1) * n / (k + 1)): evenly spread, never first
+    slots = [round((j + 1) * len(attacked) / (n_checks + 1)) for j in range(n_checks)]
+    order, j = [], 0
+    for pos, i in enumerate(attacked):
+        while j < n_checks and slots[j] <= pos:
+            order.append((int(checks[j]), True))
+            j += 1
+        order.append((int(i), False))
+    order += [(int(c), True) for c in checks[j:]]
+    return order

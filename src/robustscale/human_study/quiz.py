@@ -31,7 +31,8 @@ class Quiz:
 def make_quiz(s: Session, study: Study, size: int = QUIZ_SIZE) -> Quiz:
     """The study's quiz: `size` images (all of them when the study has fewer)."""
     rows = list(s.execute(select(Image.id, Image.label, Image.prediction)
-                          .where(Image.study_id == study.id).order_by(Image.position)))
+                          .where(Image.study_id == study.id, ~Image.attention)
+                          .order_by(Image.position)))
     rng = np.random.default_rng(zlib.crc32(study.name.encode()))
     pick = np.sort(rng.choice(len(rows), size=min(size, len(rows)), replace=False))
     chosen = [rows[i] for i in pick]

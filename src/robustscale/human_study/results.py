@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 from pathlib import Path
 
@@ -18,32 +19,36 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from robustscale.errors import RobustscaleError
-from robustscale.human_study.answers import new_rater
+from robustscale.human_study.answers import answered_count, new_rater
+from robustscale.human_study.config import MAX_ATTENTION_FAILURE
 from robustscale.human_study.db import (CONFIDENCES, PHASES, Answer, Image, Rater, Reply, Study,
-                                        get_study)
+                                        get_study, lock_rater)
 from robustscale.human_study.scoring import Ratings, score
 
-EXPORT_COLUMNS = ("study", "rater", "kind", "position", "index", "phase", "label", "prediction",
-                  "choice", "choice_name", "confidence", "seconds", "created", "reply")
+EXPORT_COLUMNS = ("study", "rater", "kind", "external_id", "answer", "position", "index", "phase",
+                  "attention", "label", "prediction", "choice", "choice_name", "confidence",
+                  "seconds", "created", "reply")
 IMPORT_REQUIRED = ("rater", "index", "phase", "choice", "confidence")
 KINDS = ("human", "vlm")
 # A cell starting with one of these is run as a formula by spreadsheets (OWASP "CSV injection");
-# the export prefixes it with a quote, which the import removes again.
+# the export prefixes it with a quote, which the import removes again (from every text cell).
+# `position` is the image's place in the study, `answer` the rater's n-th answer.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def answer_rows(s: Session, study: Study) -> list[dict]:
     # image columns, not Image rows: an export must not read every PNG
-    q = (select(Answer, Rater, Image.position, Image.index, Image.label, Image.prediction,
-                Reply.text).join(Rater, Answer.rater_id == Rater.id)
+    q = (select(Answer, Rater, Image.position, Image.index, Image.attention, Image.label,
+                Image.prediction, Reply.text).join(Rater, Answer.rater_id == Rater.id)
          .join(Image, Answer.image_id == Image.id).outerjoin(Reply, Reply.answer_id == Answer.id)
-         .where(Rater.study_id == study.id).order_by(Rater.id, Answer.id))
-    return [{"study": study.name, "rater": r.name, "kind": r.kind, "position": position,
-             "index": index, "phase": a.phase, "label": label, "prediction": prediction,
+         .where(Rater.study_id == study.id).order_by(Rater.id, Answer.position))
+    return [{"study": study.name, "rater": r.name, "kind": r.kind, "external_id": r.external_id,
+             "answer": a.position, "position": position, "index": index, "phase": a.phase,
+             "attention": int(attention), "label": label, "prediction": prediction,
              "choice": a.choice, "choice_name": study.classes[a.choice],
              "confidence": "high" if a.high_confidence else "low", "seconds": a.seconds,
              "created": a.created.isoformat(), "reply": reply}
-            for a, r, position, index, label, prediction, reply in s.execute(q)]
+            for a, r, position, index, attention, label, prediction, reply in s.execute(q)]
 
 
 def _safe_cell(value):
@@ -80,7 +85,9 @@ def import_answers(sessions: sessionmaker[Session], study_name: str,
     phase, choice, confidence) to an existing study, all or nothing.
 
     `index` is the test-set index of an image of the study; raters are created as needed, of
-    kind `kind` (human when the column is absent). A human answer must not be there already."""
+    kind `kind` (human when the column is absent). An answer must not be there already. A
+    rater's rows are appended after the answers they already have, in the file's order, with
+    the rater locked against answers arriving from the web meanwhile."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -96,10 +103,11 @@ def import_answers(sessions: sessionmaker[Session], study_name: str,
         image_of = dict(s.execute(select(Image.index, Image.id)
                                   .where(Image.study_id == study.id)).all())
         raters = {r.name: r for r in s.scalars(select(Rater).where(Rater.study_id == study.id))}
-        created, n = [], 0
+        created, n, next_position = [], 0, {}
         for line, row in enumerate(reader, start=2):
             where = f"{path}:{line}"
             name = _unsafe_cell(row["rater"] or "")
+            external_id = _unsafe_cell(row.get("external_id") or "") or None
             kind = row.get("kind") or "human"
             if kind not in KINDS:
                 raise RobustscaleError(f"{where}: kind must be human or vlm, got {kind!r}")
@@ -109,9 +117,11 @@ def import_answers(sessions: sessionmaker[Session], study_name: str,
             try:
                 index, choice = int(row["index"]), int(row["choice"])
                 seconds = float(row["seconds"]) if row.get("seconds") else None
+                if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
+                    raise ValueError
             except (TypeError, ValueError):
                 raise RobustscaleError(f"{where}: index and choice must be integers, seconds a "
-                                       "number or empty") from None
+                                       "finite number >= 0 or empty") from None
             if index not in image_of:
                 raise RobustscaleError(f"{where}: index {index} is not an image of study "
                                        f"{study_name!r}")
@@ -121,14 +131,19 @@ def import_answers(sessions: sessionmaker[Session], study_name: str,
             rater = raters.get(name)
             if rater is None:
                 rater, _ = new_rater(s, study, name, kind)  # no link: its token is never shown
+                rater.external_id = external_id
                 raters[name] = rater
                 created.append(name)
             elif rater.kind != kind:
                 raise RobustscaleError(f"{where}: rater {name!r} is a {rater.kind} rater, the row "
                                        f"says {kind}")
+            if rater.id not in next_position:  # appended after what the rater has, under lock
+                lock_rater(s, rater.id)
+                next_position[rater.id] = answered_count(s, rater.id)
             answer = Answer(rater_id=rater.id, image_id=image_of[index], phase=row["phase"],
-                            choice=choice, high_confidence=row["confidence"] == "high",
-                            seconds=seconds)
+                            position=next_position[rater.id], choice=choice,
+                            high_confidence=row["confidence"] == "high", seconds=seconds)
+            next_position[rater.id] += 1
             s.add(answer)
             try:
                 s.flush()
@@ -136,22 +151,48 @@ def import_answers(sessions: sessionmaker[Session], study_name: str,
                 raise RobustscaleError(f"{where}: rater {name!r} already answered image {index} "
                                        f"({row['phase']})") from None
             if row.get("reply"):
-                s.add(Reply(answer_id=answer.id, text=row["reply"]))
+                s.add(Reply(answer_id=answer.id, text=_unsafe_cell(row["reply"])))
             n += 1
         s.commit()
     return {"study": study_name, "answers": n, "raters_created": created}
 
 
-def study_ratings(s: Session, study: Study, vlm: str | None = None) -> Ratings:
-    """Arrays for scoring.score. Human raters without a single answer are left out; the VLM is
-    the one named `vlm`, by default the VLM rater with the most answers (None when no VLM
-    answered)."""
+def attention_failures(s: Session, study: Study) -> dict[int, tuple[int, int]]:
+    """(attention checks failed, attention checks answered) per rater id that answered one."""
+    out: dict[int, tuple[int, int]] = {}
+    q = (select(Answer.rater_id, Answer.choice, Image.label).join(Image, Answer.image_id == Image.id)
+         .where(Image.study_id == study.id, Image.attention))
+    for rid, choice, label in s.execute(q):
+        failed, answered = out.get(rid, (0, 0))
+        out[rid] = (failed + (choice != label), answered + 1)
+    return out
+
+
+def study_ratings(s: Session, study: Study, vlm: str | None = None,
+                  max_attention_failure: float = MAX_ATTENTION_FAILURE) -> Ratings:
+    """Arrays for scoring.score, over the study's attacked images (attention checks are not
+    scored). Human raters without a single answer are left out, and so are raters who failed
+    more than `max_attention_failure` of the attention checks they answered (listed with the
+    reason in `Ratings.left_out`); the VLM is the one named `vlm`, by default the VLM rater with
+    the most answers (None when no VLM answered)."""
+    if not 0 <= max_attention_failure <= 1:
+        raise RobustscaleError(f"max_attention_failure {max_attention_failure}: expected a share "
+                               "in [0, 1]")
     images = list(s.execute(select(Image.id, Image.label, Image.prediction)
-                            .where(Image.study_id == study.id).order_by(Image.position)))
+                            .where(Image.study_id == study.id, ~Image.attention)
+                            .order_by(Image.position)))
     col = {row.id: j for j, row in enumerate(images)}
     counts = answer_counts(s, study)
     raters = list(s.scalars(select(Rater).where(Rater.study_id == study.id).order_by(Rater.id)))
-    humans = [r for r in raters if r.kind == "human" and counts.get(r.id)]
+    checks, left_out = attention_failures(s, study), []
+    for r in raters:
+        failed, answered = checks.get(r.id, (0, 0))
+        if r.kind == "human" and answered and failed > max_attention_failure * answered:
+            left_out.append({"rater": r.name, "external_id": r.external_id,
+                             "reason": f"failed {failed} of {answered} attention checks (more "
+                                       f"than {100 * max_attention_failure:g}%)"})
+    gone = {d["rater"] for d in left_out}
+    humans = [r for r in raters if r.kind == "human" and counts.get(r.id) and r.name not in gone]
     vlms = [r for r in raters if r.kind == "vlm"]
     if vlm is not None:
         chosen = next((r for r in vlms if r.name == vlm), None)
@@ -170,6 +211,8 @@ def study_ratings(s: Session, study: Study, vlm: str | None = None) -> Ratings:
     q = select(Answer.rater_id, Answer.image_id, Answer.phase, Answer.choice, Answer.high_confidence
                ).join(Rater, Answer.rater_id == Rater.id).where(Rater.study_id == study.id)
     for rid, iid, phase, c, h in s.execute(q):
+        if iid not in col:  # an attention check
+            continue
         if rid in row_of:
             choice[phase][row_of[rid], col[iid]] = c
             high[phase][row_of[rid], col[iid]] = h
@@ -181,14 +224,17 @@ def study_ratings(s: Session, study: Study, vlm: str | None = None) -> Ratings:
                    human_adversarial=choice["adversarial"], human_high=high["adversarial"],
                    human_clean=choice["clean"], vlm=None if chosen is None else vlm_choice,
                    n_total=study.n_total, n_robust=study.n_robust, n_classes=len(study.classes),
-                   raters=[r.name for r in humans], vlm_name=None if chosen is None else chosen.name)
+                   raters=[r.name for r in humans], vlm_name=None if chosen is None else chosen.name,
+                   left_out=left_out)
 
 
-def score_study(sessions: sessionmaker[Session], study_name: str, vlm: str | None = None) -> dict:
+def score_study(sessions: sessionmaker[Session], study_name: str, vlm: str | None = None,
+                max_attention_failure: float = MAX_ATTENTION_FAILURE) -> dict:
     """`scoring.score` of the study's answers, with the study's name."""
     with sessions() as s:
         study = get_study(s, study_name)
-        return {"study": study.name, **score(study_ratings(s, study, vlm))}
+        return {"study": study.name,
+                **score(study_ratings(s, study, vlm, max_attention_failure))}
 
 
 def answer_counts(s: Session, study: Study) -> dict[int, int]:

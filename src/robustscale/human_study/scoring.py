@@ -7,6 +7,7 @@ the paper) is an optional further rater on the adversarial images. Real studies 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ class Ratings:
     n_classes: int = 10
     raters: list | None = None
     vlm_name: str | None = None
+    left_out: list = dataclasses.field(default_factory=list)  # raters not scored, and why
 
 
 # The rule `score` follows, printed with every score so that a reader knows what was counted.
@@ -39,7 +41,7 @@ RULE = ("Per image, the human raters who answered it count: the average human's 
         "true class chosen by >= 2 of the image's raters (humans and the VLM) or by one human with "
         "high confidence. Fleiss' kappa: each image with its own raters (Fleiss 1971 with "
         "unequal rater counts), over images with >= 2 answers; the adversarial kappa includes "
-        "the VLM.")
+        "the VLM; null where undefined, with the reason under fleiss_kappa_undefined.")
 
 
 def rated(r: Ratings) -> np.ndarray:
@@ -78,19 +80,36 @@ def average_correct(choices: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def fleiss_kappa(choices: np.ndarray, n_classes: int) -> float | None:
     """Fleiss' kappa of (raters, items) class choices (-1: no answer), each item with the raters
     who answered it (Fleiss 1971's statistic with unequal rater counts); items with fewer than 2
-    answers are left out. None when no item has 2 answers."""
+    answers are left out. None where it is undefined (`kappa_undefined` says why)."""
+    terms = _kappa_terms(choices, n_classes)
+    if isinstance(terms, str):
+        return None
+    p_bar, p_e = terms
+    return float((p_bar - p_e) / (1 - p_e))
+
+
+def kappa_undefined(choices: np.ndarray, n_classes: int) -> str | None:
+    """Why `fleiss_kappa` is None for these choices, or None when it is defined."""
+    terms = _kappa_terms(choices, n_classes)
+    return terms if isinstance(terms, str) else None
+
+
+def _kappa_terms(choices: np.ndarray, n_classes: int) -> tuple[float, float] | str:
+    """(observed agreement, chance agreement), or the reason kappa is undefined."""
     choices = np.asarray(choices)
     if choices.ndim != 2 or choices.shape[1] == 0:
-        return None
+        return "no images"
     counts = np.stack([(choices == k).sum(0) for k in range(n_classes)], 1)  # (items, classes)
     n_i = counts.sum(1)
     counts, n_i = counts[n_i >= 2], n_i[n_i >= 2]
     if len(n_i) == 0:
-        return None
+        return "no image has 2 answers"
     p_item = (counts * (counts - 1)).sum(1) / (n_i * (n_i - 1))
     p_class = counts.sum(0) / n_i.sum()
     p_bar, p_e = p_item.mean(), (p_class ** 2).sum()
-    return float((p_bar - p_e) / (1 - p_e)) if p_e < 1 else 1.0
+    if p_e >= 1:  # 0/0: every answer names the same class, agreement by chance is certain
+        return "every answer names the same class (chance agreement is 1: 0/0)"
+    return float(p_bar), float(p_e)
 
 
 def _accuracy(choices: np.ndarray, labels: np.ndarray) -> float | None:
@@ -106,9 +125,9 @@ def table4(r: Ratings, valid: np.ndarray, invalid: np.ndarray, avg_correct: np.n
     Unrated images could be valid or invalid, right or wrong: figures they can change are None
     while any is unrated, and `bounds` holds [low, high] for every figure (equal when none is)."""
     R, T, u = r.n_robust, r.n_total, int((~rated(r)).sum())
-    I = int(invalid.sum())
+    n_inv = int(invalid.sum())
     C, Cv = float(avg_correct.sum()), float(avg_correct[valid].sum())
-    VT = T - I  # test images left once the invalid ones are removed
+    VT = T - n_inv  # test images left once the invalid ones are removed
 
     def ratio(a, b):
         return a / b if b else None
@@ -122,11 +141,11 @@ def table4(r: Ratings, valid: np.ndarray, invalid: np.ndarray, avg_correct: np.n
         "human_all_data": [(R + C) / T, (R + C + u) / T],
         "human_valid_data": [ratio(R + Cv, VT), max(human_valid_hi, default=None)],
         # the same invalid images counted as failed attacks instead of removed
-        "model_invalid_as_robust": [(R + I) / T, (R + I + u) / T],
+        "model_invalid_as_robust": [(R + n_inv) / T, (R + n_inv + u) / T],
     }
     out = {k: lo if lo == hi else None for k, (lo, hi) in bounds.items()}
     out["counts"] = {"robust": R, "total": T, "attacked": len(r.labels), "unrated": u,
-                     "invalid": I, "valid_total": VT, "mean_human_correct_all": C,
+                     "invalid": n_inv, "valid_total": VT, "mean_human_correct_all": C,
                      "mean_human_correct_valid": Cv}
     out["bounds"] = bounds
     return out
@@ -165,6 +184,7 @@ def score(r: Ratings) -> dict:
         "human_adversarial_accuracy": float(avg_adv[is_rated].mean()) if is_rated.any() else None,
         "human_clean_accuracy": float(avg_clean[clean_rated].mean()) if clean_rated.any() else None,
         "humans": humans,
+        "left_out": r.left_out,
         "vlm": None if r.vlm is None else {
             "rater": r.vlm_name, "adversarial_accuracy": _accuracy(r.vlm, labels),
             "answered": int((r.vlm >= 0).sum()), "correct": int((r.vlm == labels).sum()),
@@ -172,5 +192,7 @@ def score(r: Ratings) -> dict:
         "table4": table4(r, valid, invalid, avg_adv),
         "fleiss_kappa_adversarial": fleiss_kappa(all_adv, r.n_classes),
         "fleiss_kappa_clean": fleiss_kappa(r.human_clean, r.n_classes),
+        "fleiss_kappa_undefined": {"adversarial": kappa_undefined(all_adv, r.n_classes),
+                                   "clean": kappa_undefined(r.human_clean, r.n_classes)},
         "rule": RULE,
     }

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from robustscale.errors import RobustscaleError
-from robustscale.human_study.answers import new_rater
+from robustscale.human_study.answers import answered_count, new_rater
 from robustscale.human_study.config import VLM_MAX_TOKENS, VLM_TEMPERATURE, VLM_TIMEOUT
-from robustscale.human_study.db import Answer, Image, Rater, Reply, get_study
+from robustscale.human_study.db import Answer, Image, Rater, Reply, get_study, lock_rater
 from robustscale.human_study.images import CIFAR10_CLASSES
 from robustscale.progress import progress_bar
 
@@ -125,7 +125,8 @@ def vlm_rate(sessions: sessionmaker[Session], study_name: str, base_url: str, mo
             raise RobustscaleError(f"rater name {name!r}: a human rater of that name exists")
         done = set() if rater is None else set(s.scalars(
             select(Answer.image_id).where(Answer.rater_id == rater.id)))
-        todo = [i for i in s.scalars(select(Image.id).where(Image.study_id == study.id)
+        todo = [i for i in s.scalars(select(Image.id).where(Image.study_id == study.id,
+                                                            ~Image.attention)
                                      .order_by(Image.position)) if i not in done]
     rater_id = None if rater is None else rater.id
     prompt = prompt_for(classes)
@@ -147,7 +148,9 @@ def vlm_rate(sessions: sessionmaker[Session], study_name: str, base_url: str, mo
                 with sessions() as s:
                     if rater_id is None:
                         rater_id = new_rater(s, get_study(s, study_name), name, "vlm")[0].id
+                    lock_rater(s, rater_id)
                     answer = Answer(rater_id=rater_id, image_id=image_id, phase="adversarial",
+                                    position=answered_count(s, rater_id),
                                     choice=parsed[0], high_confidence=parsed[1],
                                     seconds=time.monotonic() - start)
                     s.add(answer)

@@ -11,8 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from robustscale.human_study.db import Study, get_study
-from robustscale.human_study.deps import (ADMIN_COOKIE, admin_session, csrf_token, get_session,
-                                          new_admin_cookie, require_admin, require_csrf)
+from robustscale.human_study.deps import (ADMIN_COOKIE, client_address, csrf_token,
+                                          end_admin_session, get_session, new_admin_cookie,
+                                          require_admin, require_csrf)
 from robustscale.human_study.results import answer_rows, answers_csv, progress, study_ratings
 from robustscale.human_study.scoring import score
 
@@ -26,9 +27,8 @@ def login_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/login", dependencies=[Depends(require_csrf)])
-def login(request: Request, password: str = Form(...)) -> Response:
-    client = request.client.host if request.client else ""
-    if not request.app.state.login_limiter.allow(client):
+def login(request: Request, password: str = Form(...), s: Session = Depends(get_session)) -> Response:
+    if not request.app.state.login_limiter.allow(client_address(request)):
         raise HTTPException(429, "too many login attempts: wait a minute",
                             headers={"Retry-After": "60"})
     token = request.app.state.settings.admin_token
@@ -37,7 +37,7 @@ def login(request: Request, password: str = Form(...)) -> Response:
             request, "admin_login.html", {"csrf": csrf_token(request), "error": "wrong password"},
             status_code=401)
     response = RedirectResponse("/admin", status_code=303)
-    response.set_cookie(ADMIN_COOKIE, new_admin_cookie(request), httponly=True,
+    response.set_cookie(ADMIN_COOKIE, new_admin_cookie(request, s), httponly=True,
                         samesite="strict", path="/admin",
                         max_age=int(request.app.state.settings.admin_session_seconds))
     return response
@@ -45,10 +45,9 @@ def login(request: Request, password: str = Form(...)) -> Response:
 
 @router.post("/logout", dependencies=[Depends(require_csrf)])
 def logout(request: Request) -> Response:
-    """End this admin session: the cookie is dropped here and refused if presented again."""
-    sid = admin_session(request)
-    if sid is not None:
-        request.app.state.logged_out.add(sid)
+    """End this admin session: the cookie is dropped here and refused if presented again, by
+    any server process, before or after a restart."""
+    end_admin_session(request)
     response = RedirectResponse("/admin/login", status_code=303)
     response.delete_cookie(ADMIN_COOKIE, path="/admin")
     return response

@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy import select
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from robustscale.human_study.answers import (AnswerRejected, answered_count, record_answer,
-                                             segment, undo_answer)
-from robustscale.human_study.db import Image, Rater, Study
+from robustscale.human_study.answers import (AnswerRejected, Progress, rater_progress,
+                                             record_answer, segment, undo_answer)
+from robustscale.human_study.db import Image, Rater, Recruitment, Study, utcnow
 from robustscale.human_study.deps import (check_signature, csrf_token, get_session, rater_context,
                                           require_csrf, sign)
 
@@ -23,36 +23,60 @@ def _rater(request: Request, s: Session, token: str) -> tuple[Rater, Study, list
     return rater_context(request.app.state, s, token)
 
 
-def _item(request: Request, token: str, rater: Rater, study: Study, seq: list, done: int) -> dict:
-    """What the page needs to show item `done`, with a signed nonce binding it to this rater and
-    the time it was served (the answer's time is measured from it). `can_undo`: the previous
-    answer lies in the same batch and phase."""
-    total = len(seq)
-    if done >= total:
+def _consented(rater: Rater) -> bool:
+    """A participant who joined through a public link has agreed to the consent page."""
+    return rater.external_id is None or rater.consented is not None
+
+
+def _item(request: Request, token: str, rater: Rater, study: Study, seq: list,
+          now: Progress) -> dict:
+    """What the page needs to show the rater's next item, with a signed nonce binding it to this
+    rater and the time it was served (the answer's time is measured from it). `can_undo`: the
+    last answer lies in the same batch and phase."""
+    total, done = len(seq), now.done
+    if now.next >= total:
         return {"done": done, "total": total, "next": None}
-    image_id, phase = seq[done]
+    image_id, phase = seq[now.next]
     issued = f"{time.time():.3f}"
     n_images = total // 2
-    batch = done // (2 * study.batch_size)
+    batch = now.next // (2 * study.batch_size)
     in_batch = min(study.batch_size, n_images - batch * study.batch_size)
-    offset = done - batch * 2 * study.batch_size
+    offset = now.next - batch * 2 * study.batch_size
     return {"done": done, "total": total, "next": {
         "image_id": image_id, "phase": phase, "issued": issued,
         "nonce": sign(request.app.state.secret, "item", rater.id, image_id, phase, issued),
         "url": f"/r/{token}/image/{image_id}/{phase}",
         "batch": batch + 1, "batches": -(-n_images // study.batch_size),
         "position": offset % in_batch + 1, "batch_size": in_batch,
-        "can_undo": done > 0 and segment(seq, done - 1, study.batch_size) ==
-        segment(seq, done, study.batch_size)}}
+        "can_undo": now.last is not None and segment(seq, now.last, study.batch_size) ==
+        segment(seq, now.next, study.batch_size)}}
 
 
 @router.get("/{token}", response_class=HTMLResponse)
-def rater_page(request: Request, token: str, s: Session = Depends(get_session)) -> HTMLResponse:
+def rater_page(request: Request, token: str, s: Session = Depends(get_session)) -> Response:
     rater, study, seq = _rater(request, s, token)
-    item = _item(request, token, rater, study, seq, answered_count(s, rater.id))
-    return request.app.state.templates.TemplateResponse(request, "rater.html", {
-        "rater": rater.name, "classes": study.classes, "item": item, "token": token,
-        "csrf": csrf_token(request)}, headers={"Cache-Control": "no-store"})
+    page = {"rater": rater.name, "classes": study.classes, "token": token,
+            "csrf": csrf_token(request)}
+    if not _consented(rater):
+        return request.app.state.templates.TemplateResponse(request, "consent.html", page)
+    item = _item(request, token, rater, study, seq, rater_progress(s, rater.id, seq))
+    if item["next"] is None and rater.external_id is not None:
+        recruitment = s.get(Recruitment, study.id)
+        if recruitment is not None:  # back to the recruiting platform, which records the code
+            return RedirectResponse(recruitment.completion_url, status_code=303)
+    return request.app.state.templates.TemplateResponse(
+        request, "rater.html", {**page, "item": item}, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/{token}/consent", dependencies=[Depends(require_csrf)])
+def consent(request: Request, token: str, s: Session = Depends(get_session)) -> Response:
+    """The participant agreed to the consent page: the first image comes next."""
+    rater, _, _ = _rater(request, s, token)
+    if rater.consented is None:
+        rater.consented = utcnow()  # the cached row, so this process sees it at once
+        s.execute(update(Rater).where(Rater.id == rater.id).values(consented=rater.consented))
+        s.commit()
+    return RedirectResponse(f"/r/{token}", status_code=303)
 
 
 @router.get("/{token}/image/{image_id}/{phase}")
@@ -64,7 +88,7 @@ def rater_image(request: Request, token: str, image_id: int, phase: str,
         k = seq.index((image_id, phase))
     except ValueError:
         raise HTTPException(404, "no such image in your assignment") from None
-    if k > answered_count(s, rater.id):
+    if k > rater_progress(s, rater.id, seq).next:
         raise HTTPException(403, "not reached yet")
     column = Image.adversarial_png if phase == "adversarial" else Image.clean_png
     png = s.scalar(select(column).where(Image.id == image_id))  # one PNG, not the row's two
@@ -77,6 +101,8 @@ def answer(request: Request, token: str, image_id: int = Form(...), phase: str =
            nonce: str = Form(...), s: Session = Depends(get_session)) -> JSONResponse:
     """Store one answer the moment it is given; reply with the next item."""
     rater, study, seq = _rater(request, s, token)
+    if not _consented(rater):
+        raise HTTPException(403, "open your link and agree to the consent page first")
     if not request.app.state.limiter.allow(rater.id):
         raise HTTPException(429, "too many answers per second", headers={"Retry-After": "1"})
     if not check_signature(request.app.state.secret, nonce, "item", rater.id, image_id, phase,
@@ -88,23 +114,25 @@ def answer(request: Request, token: str, image_id: int = Form(...), phase: str =
             # End the read transaction the rater lookup began: on SQLite (WAL) a transaction whose
             # snapshot predates another answer's commit cannot become a write ("database is locked").
             s.commit()
-            done = record_answer(s, rater, seq, image_id, phase, choice, confidence,
-                                 len(study.classes), seconds)
+            now = record_answer(s, rater, seq, image_id, phase, choice, confidence,
+                                len(study.classes), seconds)
     except AnswerRejected as e:
         raise HTTPException(e.status, str(e)) from None
-    return JSONResponse(_item(request, token, rater, study, seq, done))
+    return JSONResponse(_item(request, token, rater, study, seq, now))
 
 
 @router.post("/{token}/undo", dependencies=[Depends(require_csrf)])
 def undo(request: Request, token: str, s: Session = Depends(get_session)) -> JSONResponse:
     """Take back the last answer of the current phase; reply with that item again."""
     rater, study, seq = _rater(request, s, token)
+    if not _consented(rater):
+        raise HTTPException(403, "open your link and agree to the consent page first")
     if not request.app.state.limiter.allow(rater.id):
         raise HTTPException(429, "too many requests per second", headers={"Retry-After": "1"})
     try:
         with request.app.state.write_lock:
             s.commit()  # a fresh snapshot for the write, as in `answer`
-            done = undo_answer(s, rater, seq, study.batch_size)
+            now = undo_answer(s, rater, seq, study.batch_size)
     except AnswerRejected as e:
         raise HTTPException(e.status, str(e)) from None
-    return JSONResponse(_item(request, token, rater, study, seq, done))
+    return JSONResponse(_item(request, token, rater, study, seq, now))

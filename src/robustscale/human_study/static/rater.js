@@ -1,5 +1,6 @@
-// Rater page: number keys pick a class, L/H send it with a confidence, U undoes the last answer
-// of the phase. Each answer is POSTed at once and the reply carries the next image, so closing
+// Rater page: a class is picked (number key, tap, or typed in the filter of a long class list),
+// then L/H (or the fixed bar's buttons) send it with a confidence; U undoes the last answer
+// of the phase. Each new image starts at the top of the page. Each answer is POSTed at once and the reply carries the next image, so closing
 // the tab loses nothing. Keys pressed while a request is in flight wait in a queue and run, in
 // order, once it is done; a break screen marks each change of phase or batch.
 (function () {
@@ -9,16 +10,16 @@
   const status = document.getElementById("status");
   const undoButton = document.getElementById("undo");
   const interstitial = document.getElementById("interstitial");
-  const classButtons = Array.from(document.querySelectorAll("button.cls"));
+  const picker = window.ClassPicker((k) => press(`c:${k}`));
   const confButtons = Array.from(document.querySelectorAll("button.conf"));
   const queue = [];
   let choice = null;
   let segment = { batch: Number(root.dataset.batch), phase: root.dataset.phase };
 
   function select(k) {
-    if (k < 0 || k >= classButtons.length) return;
+    if (k < 0 || k >= picker.count) return;
     choice = k;
-    classButtons.forEach((b, i) => b.classList.toggle("selected", i === k));
+    picker.mark(k);
     confButtons.forEach((b) => (b.disabled = false));
   }
 
@@ -48,8 +49,11 @@
     document.getElementById("bar").value = item.done;
     undoButton.disabled = !n.can_undo;
     choice = null;
-    classButtons.forEach((b) => b.classList.remove("selected"));
+    picker.mark(null);
+    picker.reset();
     confButtons.forEach((b) => (b.disabled = true));
+    window.scrollTo(0, 0);  // the next image from its top, wherever the last answer left the page
+    picker.focus();
     if (n.batch !== segment.batch || n.phase !== segment.phase) announce(n);
     segment = { batch: n.batch, phase: n.phase };
   }
@@ -82,7 +86,8 @@
   }
 
   function act(key) {
-    if (/^[0-9]$/.test(key)) select(Number(key));
+    if (key.startsWith("c:")) select(Number(key.slice(2)));
+    else if (/^[0-9]$/.test(key)) { if (!picker.many) select(Number(key)); }
     else if (key === "l" || key === "L") return send("low");
     else if (key === "h" || key === "H") return send("high");
     else if (key === "u" || key === "U") return undo();
@@ -102,9 +107,8 @@
 
   function press(key) { queue.push(key); pump(); }
 
-  function resume() { interstitial.hidden = true; pump(); }
+  function resume() { interstitial.hidden = true; picker.focus(); pump(); }
 
-  classButtons.forEach((b) => b.addEventListener("click", () => press(b.dataset.choice)));
   confButtons.forEach((b) => b.addEventListener("click", () => press(b.dataset.confidence === "low" ? "l" : "h")));
   undoButton.addEventListener("click", () => press("u"));
   document.getElementById("continue").addEventListener("click", resume);
@@ -112,5 +116,7 @@
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (!interstitial.hidden && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); resume(); }
     else if (/^[0-9lLhHuU]$/.test(e.key)) { e.preventDefault(); press(e.key); }
+    else if (picker.many && interstitial.hidden && e.key.length === 1) picker.startTyping();  // the key lands in the filter
   });
+  picker.focus();
 })();
