@@ -35,9 +35,9 @@ def version(json_output: JsonOption = False) -> None:
 
 def _register_all() -> None:
     from robustscale.commands import (data, demo, evaluate, export, fit, flops, plan, plot, report, runs,
-                                      simulate, study, sweep, tradeoff, train)
+                                      simulate, study, suggest, sweep, tradeoff, train)
 
-    for module in (fit, plan, tradeoff, plot, simulate, flops, evaluate, export, data, train, sweep, runs,
+    for module in (fit, plan, tradeoff, suggest, plot, simulate, flops, evaluate, export, data, train, sweep, runs,
                    report, demo, study):
         module.register(app)
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy.special import ndtr, stdtrit
 
 from robustscale.errors import RobustscaleError
 from robustscale.laws.guard import EXPONENT_BOUNDS, LOG_COEFFICIENT_BOUNDS
@@ -129,8 +129,8 @@ def suggest_runs(observations, law, *, budget: float, target_flops: float, candi
 
     n_star = float(law.optimum(target_flops, fid)[0])
     grad = ensemble[0][1]
-    t_before = stats.t.ppf((1 + level) / 2, model.dof)
-    t_after = stats.t.ppf((1 + level) / 2, model.dof + len(chosen))
+    t_before = stdtrit(model.dof, (1 + level) / 2)
+    t_after = stdtrit(model.dof + len(chosen), (1 + level) / 2)
     limit = target_flops / law.flops_per_param_sample_  # N* <= F/c: at least one sample
     boot = _bootstrap_interval(law, target_flops, fid, level)
     if boot is None:
@@ -161,7 +161,7 @@ def n_star_interval(observations, law, *, flops: float, fid: float | None = None
     model = _LinearisedLaw(law, runs)
     grad = model.log_n_star_grad(flops, fid)
     sd = float(np.sqrt(max(grad @ model.covariance @ grad, 0.0)))
-    half = stats.t.ppf((1 + level) / 2, model.dof) * sd
+    half = stdtrit(model.dof, (1 + level) / 2) * sd
     return _interval(float(law.optimum(flops, fid)[0]), -half, half, flops / law.flops_per_param_sample_)
 
 
@@ -286,8 +286,8 @@ def _free_params(law) -> list[str]:
 
 def _huber_efficiency(c: float) -> tuple[float, float]:
     """(E[ψ²]/E[ψ']², E[ψ']) of Huber's ψ clipped at c for standard normal residuals."""
-    inside = 2 * stats.norm.cdf(c) - 1
-    psi2 = inside - 2 * c * stats.norm.pdf(c) + 2 * c**2 * stats.norm.sf(c)
+    inside = 2 * ndtr(c) - 1
+    psi2 = inside - 2 * c * np.exp(-c * c / 2) / np.sqrt(2 * np.pi) + 2 * c**2 * ndtr(-c)
     return float(psi2 / inside**2), float(inside)
 
 
