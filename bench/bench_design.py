@@ -43,9 +43,21 @@ TARGET, FID, NOISE, LEVEL, SOURCE = 1e24, 0.0, 0.01, 0.9, "real"
 
 def draw(truth, pairs, seed: int) -> pd.DataFrame:
     """Runs (N, D) drawn from the true law: one `simulate` call per run (its grid is a product)."""
-    return pd.concat([simulate(truth, seed=seed + i, noise=NOISE, points_per_run=1, sources={SOURCE: FID},
-                               models={f"n{n:.0f}": n}, sizes=(d,)) for i, (n, d) in enumerate(pairs)],
-                     ignore_index=True)
+    return pd.concat(
+        [
+            simulate(
+                truth,
+                seed=seed + i,
+                noise=NOISE,
+                points_per_run=1,
+                sources={SOURCE: FID},
+                models={f"n{n:.0f}": n},
+                sizes=(d,),
+            )
+            for i, (n, d) in enumerate(pairs)
+        ],
+        ignore_index=True,
+    )
 
 
 def width(iv: dict) -> float:
@@ -87,54 +99,86 @@ def main(studies: int, k: int, bootstrap: int) -> None:
         truth = load_law(laws[study % 2])
         true_n = float(truth.optimum(TARGET, FID)[0])
         seed = 100 * study
-        grid = simulate(truth, seed=seed, noise=NOISE, points_per_run=1, sources={SOURCE: FID},
-                        models=GRID_MODELS, sizes=GRID_SAMPLES)
+        grid = simulate(
+            truth,
+            seed=seed,
+            noise=NOISE,
+            points_per_run=1,
+            sources={SOURCE: FID},
+            models=GRID_MODELS,
+            sizes=GRID_SAMPLES,
+        )
         law = fit_law(grid, bootstrap=bootstrap, seed=study)
         budget = truth.flops_per_param_sample_ * NEXT_ROW * sum(GRID_MODELS.values())
         s = suggest_runs(grid, law, budget=budget, target_flops=TARGET, candidates=CANDIDATES, max_runs=k)
-        plans = {"suggest": [(r["params"], r["samples"]) for r in s.runs],
-                 "next row": [(float(n), NEXT_ROW) for n in GRID_MODELS.values()],
-                 "random": random_runs(np.random.default_rng(seed), budget, k, _default_samples(grid))}
+        plans = {
+            "suggest": [(r["params"], r["samples"]) for r in s.runs],
+            "next row": [(float(n), NEXT_ROW) for n in GRID_MODELS.values()],
+            "random": random_runs(np.random.default_rng(seed), budget, k, _default_samples(grid)),
+        }
         line = [f"study {study:2d} ({laws[study % 2][6:]}) true N* {true_n:.3g}"]
         for arm in arms:
-            after = refit(pd.concat([grid, draw(truth, plans[arm], seed + 1)], ignore_index=True), bootstrap, study)
+            after = refit(
+                pd.concat([grid, draw(truth, plans[arm], seed + 1)], ignore_index=True), bootstrap, study
+            )
             for kind in ("boot", "delta"):
                 result[arm][kind].append(width(after[kind]))
                 result[arm][f"cover_{kind}"].append(covers(after[kind], true_n))
-            line.append(f"{arm}: {len(plans[arm])} runs, boot {width(after['boot']):.3g}x"
-                        f"{'' if covers(after['boot'], true_n) else ' MISS'}, delta {width(after['delta']):.3g}x"
-                        f"{'' if covers(after['delta'], true_n) else ' MISS'}")
+            line.append(
+                f"{arm}: {len(plans[arm])} runs, boot {width(after['boot']):.3g}x"
+                f"{'' if covers(after['boot'], true_n) else ' MISS'}, delta {width(after['delta']):.3g}x"
+                f"{'' if covers(after['delta'], true_n) else ' MISS'}"
+            )
             if arm == "suggest":
                 predicted.append(np.log(width(s.expected)))
                 realized.append(np.log(width(after["boot"])))
         print(" | ".join(line), flush=True)
     wall = time.perf_counter() - t0
 
-    grid = simulate(load_law("paper-approach2"), seed=0, noise=NOISE, points_per_run=1, sources={SOURCE: FID},
-                    models=GRID_MODELS, sizes=GRID_SAMPLES)
+    grid = simulate(
+        load_law("paper-approach2"),
+        seed=0,
+        noise=NOISE,
+        points_per_run=1,
+        sources={SOURCE: FID},
+        models=GRID_MODELS,
+        sizes=GRID_SAMPLES,
+    )
     law = fit_law(grid, bootstrap=bootstrap, seed=0)
     many = [Candidate(float(n)) for n in np.geomspace(5e4, 1e8, 1000)]
     t = time.perf_counter()
     suggest_runs(grid, law, budget=1e16, target_flops=TARGET, candidates=many)
     t_many = time.perf_counter() - t
 
-    print(f"\n{studies} studies ({', '.join(laws)}, alternating), {100 * NOISE:g}% noise, K = {k} runs, "
-          f"B = {bootstrap} bootstrap laws, {wall:.0f} s")
+    print(
+        f"\n{studies} studies ({', '.join(laws)}, alternating), {100 * NOISE:g}% noise, K = {k} runs, "
+        f"B = {bootstrap} bootstrap laws, {wall:.0f} s"
+    )
     for kind in ("boot", "delta"):
         base = np.array(result["next row"][kind])
         for arm in arms:
             w = np.array(result[arm][kind])
             ratio = np.median(base / w) if arm != "next row" else 1.0
-            print(f"  {kind:5s} {arm:8s}: median width {np.median(w):.3g}x, next row / this (median) {ratio:.3g}, "
-                  f"coverage of the true N* {100 * np.mean(result[arm][f'cover_{kind}']):.0f}%")
+            print(
+                f"  {kind:5s} {arm:8s}: median width {np.median(w):.3g}x, "
+                f"next row / this (median) {ratio:.3g}, "
+                f"coverage of the true N* {100 * np.mean(result[arm][f'cover_{kind}']):.0f}%"
+            )
     ratio = np.median(np.array(result["next row"]["boot"]) / np.array(result["suggest"]["boot"]))
     cover = np.mean(result["suggest"]["cover_boot"])
     verdict = "met" if ratio >= 2 and cover >= 0.85 else "NOT met"
-    print(f"goal (suggest >= 2x narrower than the next row in the median, coverage >= 85%): {verdict} "
-          f"({ratio:.3g}x, {100 * cover:.0f}%)")
-    print(f"suggest's expected width / realized (log hi/lo), median: "
-          f"{np.median(np.array(predicted) / np.array(realized)):.3g}")
-    print(f"suggest over 1,000 candidates x {len(_default_samples(grid))} dataset sizes: {t_many:.1f} s (goal < 10 s)")
+    print(
+        f"goal (suggest >= 2x narrower than the next row in the median, coverage >= 85%): {verdict} "
+        f"({ratio:.3g}x, {100 * cover:.0f}%)"
+    )
+    print(
+        f"suggest's expected width / realized (log hi/lo), median: "
+        f"{np.median(np.array(predicted) / np.array(realized)):.3g}"
+    )
+    print(
+        f"suggest over 1,000 candidates x {len(_default_samples(grid))} dataset sizes: "
+        f"{t_many:.1f} s (goal < 10 s)"
+    )
 
 
 def _default_samples(grid) -> list[int]:

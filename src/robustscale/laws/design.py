@@ -47,8 +47,12 @@ from robustscale.laws.observations import final_points, load_observations, small
 LOG_PARAMS = {2: ("A", "B", "E"), 3: ("A", "B", "Q")}
 # Half the width of each fitted coordinate's search range: the weak prior's standard deviation.
 # Approach 2's ε, ζ have no bound in the fit; 10 is far beyond any fitted value (paper: 0.16, -0.28).
-PRIOR_SD = {"log": (LOG_COEFFICIENT_BOUNDS[1] - LOG_COEFFICIENT_BOUNDS[0]) / 2,
-            "exponent": (EXPONENT_BOUNDS[1] - EXPONENT_BOUNDS[0]) / 2, "E3": 50.0, "other": 10.0}
+PRIOR_SD = {
+    "log": (LOG_COEFFICIENT_BOUNDS[1] - LOG_COEFFICIENT_BOUNDS[0]) / 2,
+    "exponent": (EXPONENT_BOUNDS[1] - EXPONENT_BOUNDS[0]) / 2,
+    "E3": 50.0,
+    "other": 10.0,
+}
 # Default sample grid: factors of 2 from the smallest observed D to SAMPLES_REACH x the largest.
 SAMPLES_REACH = 100.0
 SAMPLES_STEP = 2.0
@@ -83,14 +87,31 @@ class Suggestion:
     level: float = 0.9
 
     def to_dict(self) -> dict:
-        return {"runs": [dict(r) for r in self.runs], "budget": self.budget, "spent": self.spent,
-                "target": dict(self.target), "level": self.level, "before": dict(self.before),
-                "expected": dict(self.expected), "warnings": list(self.warnings)}
+        return {
+            "runs": [dict(r) for r in self.runs],
+            "budget": self.budget,
+            "spent": self.spent,
+            "target": dict(self.target),
+            "level": self.level,
+            "before": dict(self.before),
+            "expected": dict(self.expected),
+            "warnings": list(self.warnings),
+        }
 
 
-def suggest_runs(observations, law, *, budget: float, target_flops: float, candidates: list[Candidate],
-                 fid: float | None = None, source: str | None = None, samples=None,
-                 max_runs: int | None = None, level: float = 0.9) -> Suggestion:
+def suggest_runs(
+    observations,
+    law,
+    *,
+    budget: float,
+    target_flops: float,
+    candidates: list[Candidate],
+    fid: float | None = None,
+    source: str | None = None,
+    samples=None,
+    max_runs: int | None = None,
+    level: float = 0.9,
+) -> Suggestion:
     """The runs within `budget` FLOPs expected to narrow the `level` interval of N*(target_flops) most.
 
     Parameters: observations (path or DataFrame the law was fitted to), law (a fitted Approach 2
@@ -100,17 +121,24 @@ def suggest_runs(observations, law, *, budget: float, target_flops: float, candi
     to consider; default factors of 2 from the smallest observed D to 100x the largest), max_runs,
     level. Returns a Suggestion. See the module docstring for the method and its assumptions.
     """
-    budget, target_flops, level = _positive(budget, "budget"), _positive(target_flops, "target_flops"), _level(level)
-    if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, (int, np.integer))
-                                 or max_runs < 1):
+    budget, target_flops, level = (
+        _positive(budget, "budget"),
+        _positive(target_flops, "target_flops"),
+        _level(level),
+    )
+    if max_runs is not None and (
+        isinstance(max_runs, bool) or not isinstance(max_runs, (int, np.integer)) or max_runs < 1
+    ):
         raise RobustscaleError(f"max_runs: expected a whole number >= 1, got {max_runs!r}")
     runs, source, source_fid, fid = _prepare(observations, law, fid, source)
     pool = _candidate_runs(law, runs, candidates, samples, source)
     cheapest = int(np.argmin(pool["cost"]))
     if budget < pool["cost"][cheapest]:
-        raise RobustscaleError(f"budget: {budget:.3g} FLOPs is less than the cheapest candidate run "
-                               f"(N = {pool['params'][cheapest]:.3g}, D = {pool['samples'][cheapest]:.3g}: "
-                               f"{pool['cost'][cheapest]:.3g} FLOPs)")
+        raise RobustscaleError(
+            f"budget: {budget:.3g} FLOPs is less than the cheapest candidate run "
+            f"(N = {pool['params'][cheapest]:.3g}, D = {pool['samples'][cheapest]:.3g}: "
+            f"{pool['cost'][cheapest]:.3g} FLOPs)"
+        )
 
     model = _LinearisedLaw(law, runs)
     warnings = model.warnings(law, fid, source_fid, len(runs))
@@ -124,7 +152,9 @@ def suggest_runs(observations, law, *, budget: float, target_flops: float, candi
         except RobustscaleError:  # a resampled law with no finite N* or loss there: leave it out
             continue
     fids = np.full(len(pool["params"]), source_fid)
-    states = [(m.covariance, g, m.log_loss_jacobian(pool["params"], pool["samples"], fids)) for m, g in ensemble]
+    states = [
+        (m.covariance, g, m.log_loss_jacobian(pool["params"], pool["samples"], fids)) for m, g in ensemble
+    ]
     chosen, ratios = _choose(states, model.noise_var, pool["cost"], budget, max_runs)
 
     n_star = float(law.optimum(target_flops, fid)[0])
@@ -138,18 +168,36 @@ def suggest_runs(observations, law, *, budget: float, target_flops: float, candi
         sd_after = sd_before * np.sqrt(ratios[0])
         before = _interval(n_star, -t_before * sd_before, t_before * sd_before, limit)
         expected = _interval(n_star, -t_after * sd_after, t_after * sd_after, limit)
-        warnings.append(f"the law has no bootstrap laws: the suggestion and its intervals rest on the delta method "
-                        f"at the point fit alone (linearised at its {len(runs)} runs, residual noise "
-                        f"{np.sqrt(model.noise_var):.3g} in log loss, Student's t at {model.dof} degrees of freedom)")
+        warnings.append(
+            f"the law has no bootstrap laws: the suggestion and its intervals rest on the delta method "
+            f"at the point fit alone (linearised at its {len(runs)} runs, residual noise "
+            f"{np.sqrt(model.noise_var):.3g} in log loss, Student's t at {model.dof} degrees of freedom)"
+        )
     else:
         shrink = float(np.median(np.sqrt(ratios))) * t_after / t_before
         before = _interval(n_star, *boot, limit)
         expected = _interval(n_star, boot[0] * shrink, boot[1] * shrink, limit)
-    picked = [{"params": float(pool["params"][i]), "samples": int(pool["samples"][i]), "source": source,
-               "fid": source_fid, "flops": float(pool["cost"][i]), "model": pool["model"][i]} for i in chosen]
-    return Suggestion(runs=picked, budget=budget, spent=float(sum(r["flops"] for r in picked)),
-                      target={"flops": target_flops, "fid": fid}, before=before, expected=expected,
-                      warnings=warnings, level=level)
+    picked = [
+        {
+            "params": float(pool["params"][i]),
+            "samples": int(pool["samples"][i]),
+            "source": source,
+            "fid": source_fid,
+            "flops": float(pool["cost"][i]),
+            "model": pool["model"][i],
+        }
+        for i in chosen
+    ]
+    return Suggestion(
+        runs=picked,
+        budget=budget,
+        spent=float(sum(r["flops"] for r in picked)),
+        target={"flops": target_flops, "fid": fid},
+        before=before,
+        expected=expected,
+        warnings=warnings,
+        level=level,
+    )
 
 
 def n_star_interval(observations, law, *, flops: float, fid: float | None = None, level: float = 0.9) -> dict:
@@ -169,14 +217,18 @@ def _prepare(observations, law, fid, source):
     """(fitted runs, source of the new runs, its FID, target FID), each checked."""
     law._check_fitted()
     if not hasattr(law, "predict_loss") or law.approach not in LOG_PARAMS:
-        raise RobustscaleError(f"law: approach {law.approach} has no loss formula; suggest needs approach 2 or 3")
+        raise RobustscaleError(
+            f"law: approach {law.approach} has no loss formula; suggest needs approach 2 or 3"
+        )
     runs = _fitted_runs(law, load_observations(observations))
     main = _main_source(law, runs)
     source = main if source is None else str(source)
     fitted_sources = dict(zip(runs["source"], runs["fid"]))
     if source not in fitted_sources:
-        raise RobustscaleError(f"source: {source!r} is not among the sources the law was fitted to "
-                               f"({', '.join(sorted(fitted_sources))})")
+        raise RobustscaleError(
+            f"source: {source!r} is not among the sources the law was fitted to "
+            f"({', '.join(sorted(fitted_sources))})"
+        )
     fid = float(fitted_sources[main]) if fid is None else float(fid)
     if not np.isfinite(fid) or fid < 0:
         raise RobustscaleError(f"fid: expected a number >= 0, got {fid:g}")
@@ -195,19 +247,26 @@ class _LinearisedLaw:
         logs = LOG_PARAMS[law.approach]
         self.theta = np.array([np.log(law.params_[k]) if k in logs else law.params_[k] for k in self.names])
         self.logs = logs
-        jac = self.log_loss_jacobian(runs["params"].to_numpy(), runs["samples"].to_numpy(), runs["fid"].to_numpy())
-        resid = np.log(runs["loss"].to_numpy()) - np.log(np.asarray(
-            law.predict_loss(runs["params"], runs["samples"], runs["fid"]), dtype=float))
+        jac = self.log_loss_jacobian(
+            runs["params"].to_numpy(), runs["samples"].to_numpy(), runs["fid"].to_numpy()
+        )
+        resid = np.log(runs["loss"].to_numpy()) - np.log(
+            np.asarray(law.predict_loss(runs["params"], runs["samples"], runs["fid"]), dtype=float)
+        )
         n, p = len(runs), len(self.names)
         self.dof = n - p
         if self.dof < 1:
-            raise RobustscaleError(f"observations: {n} fitted runs for {p} free parameters "
-                                   f"({', '.join(self.names)}); the residual noise needs at least {p + 1} runs")
+            raise RobustscaleError(
+                f"observations: {n} fitted runs for {p} free parameters "
+                f"({', '.join(self.names)}); the residual noise needs at least {p + 1} runs"
+            )
         delta = float(law.huber_delta)
         sigma = max(float(np.sqrt((resid**2).sum() / self.dof)), delta)
         efficiency, slope = _huber_efficiency(delta / sigma)
         self.noise_var = sigma**2 * efficiency if noise_var is None else noise_var
-        info = jac.T @ jac / self.noise_var + np.diag(1.0 / np.array([self._prior_sd(k) for k in self.names]) ** 2)
+        info = jac.T @ jac / self.noise_var + np.diag(
+            1.0 / np.array([self._prior_sd(k) for k in self.names]) ** 2
+        )
         strength = getattr(law, "prior_strength", None)
         if getattr(law, "prior", None) is not None and strength is not None:
             # Approach 2's penalty λ·n·δ·Σ(θ − θ₀)² on α, β: curvature 2λnδ against the Huber fit's
@@ -261,16 +320,22 @@ class _LinearisedLaw:
         out = []
         fixed = [k for k in ("alpha", "beta") if k in law.params_ and k not in self.names]
         if fixed:
-            out.append(f"the exponents {', '.join(fixed)} are fixed by the prior {law.prior}: the suggestion only "
-                       f"narrows {', '.join(self.names)}, and its intervals leave out how wrong the prior's "
-                       "exponents may be")
+            out.append(
+                f"the exponents {', '.join(fixed)} are fixed by the prior {law.prior}: the suggestion only "
+                f"narrows {', '.join(self.names)}, and its intervals leave out how wrong the prior's "
+                "exponents may be"
+            )
         if law.approach == 2 and "zeta" not in self.names and fid != source_fid:
-            out.append(f"the law did not fit epsilon, zeta (one data quality): N* at FID {fid:g} moves from the "
-                       f"runs' FID {source_fid:g} by the fixed zeta = {law.params_['zeta']:.3g}, an uncertainty "
-                       "the intervals leave out")
+            out.append(
+                f"the law did not fit epsilon, zeta (one data quality): N* at FID {fid:g} moves from the "
+                f"runs' FID {source_fid:g} by the fixed zeta = {law.params_['zeta']:.3g}, an uncertainty "
+                "the intervals leave out"
+            )
         if law.n_obs_ is not None and law.n_obs_ != n_runs:
-            out.append(f"the law was fitted to {law.n_obs_} runs, the observations give {n_runs}: the information "
-                       "of the runs is taken from the observations as given")
+            out.append(
+                f"the law was fitted to {law.n_obs_} runs, the observations give {n_runs}: the information "
+                "of the runs is taken from the observations as given"
+            )
         return out
 
 
@@ -314,8 +379,16 @@ def _greedy(states, noise_var, cost, budget, max_runs, per_flop):
     laws = []
     for cov, grad, rows in states:
         s = rows @ cov
-        laws.append({"rows": rows, "grad": grad, "s": s, "quad": np.einsum("mp,mp->m", s, rows), "sg": s @ grad,
-                     "var": float(grad @ cov @ grad)})
+        laws.append(
+            {
+                "rows": rows,
+                "grad": grad,
+                "s": s,
+                "quad": np.einsum("mp,mp->m", s, rows),
+                "sg": s @ grad,
+                "var": float(grad @ cov @ grad),
+            }
+        )
     start = np.array([law["var"] for law in laws])
     left = budget
     available = np.ones(len(cost), bool)
@@ -369,10 +442,14 @@ def _candidate_runs(law, runs, candidates, samples, source) -> dict:
             if _positive(s, f"samples[{i}]") < 1 or float(s) != int(s):
                 raise RobustscaleError(f"samples[{i}]: expected a whole number of samples >= 1, got {s!r}")
         samples = sorted({int(s) for s in samples})
-    done = {(float(n), int(d)) for n, d, s in zip(runs["params"], runs["samples"], runs["source"]) if s == source}
+    done = {
+        (float(n), int(d)) for n, d, s in zip(runs["params"], runs["samples"], runs["source"]) if s == source
+    }
     out = {"params": [], "samples": [], "cost": [], "model": []}
     for c in dict.fromkeys(candidates):
-        per_sample = c.flops_per_sample if c.flops_per_sample is not None else law.flops_per_param_sample_ * c.params
+        per_sample = (
+            c.flops_per_sample if c.flops_per_sample is not None else law.flops_per_param_sample_ * c.params
+        )
         for d in samples:
             if (float(c.params), d) in done:
                 continue
@@ -428,8 +505,11 @@ def _interval(n_star: float, lo_offset: float, hi_offset: float, limit: float) -
     """{n_star, n_star_lo, n_star_hi} from log offsets; anything outside [1, limit] parameters is
     null with `<key>_open: true`."""
     out = {}
-    for key, value in (("n_star", n_star), ("n_star_lo", n_star * np.exp(min(lo_offset, 0.0))),
-                       ("n_star_hi", n_star * np.exp(max(hi_offset, 0.0)))):
+    for key, value in (
+        ("n_star", n_star),
+        ("n_star_lo", n_star * np.exp(min(lo_offset, 0.0))),
+        ("n_star_hi", n_star * np.exp(max(hi_offset, 0.0))),
+    ):
         inside = bool(np.isfinite(value) and 1.0 <= value <= limit)
         out[key] = float(value) if inside else None
         out[f"{key}_open"] = not inside
