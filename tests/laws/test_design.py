@@ -146,97 +146,44 @@ def study_files(tmp_path_factory, small_obs):
     return d
 
 
+def _suggest(cli, d, *args, law="law.json", budget="3e16", **kwargs):
+    """`robustscale suggest OBS --law LAW --budget B --target-flops 1e20 ARGS` on the study's files."""
+    fixed = ("--law", d / law, "--budget", budget, "--target-flops", "1e20")
+    return cli("suggest", d / "obs.csv", *fixed, *args, **kwargs)
+
+
 def test_cli_json_without_torch(study_files, cli):
-    d = study_files
-    r = cli(
-        "suggest",
-        d / "obs.csv",
-        "--law",
-        d / "law.json",
-        "--budget",
-        "3e16",
-        "--target-flops",
-        "1e20",
-        "--params",
-        "1e5,1e6",
-        "--params",
-        "5e6",
-        "--max-runs",
-        "2",
-        "--level",
-        "0.8",
-        "--json",
-        no_torch=True,
-    )
+    r = _suggest(cli, study_files, "--params", "1e5,1e6", "--params", "5e6", "--max-runs", "2",
+                 "--level", "0.8", "--json", no_torch=True)
     assert r.returncode == 0, r.stderr
     out = r.json
     assert {"runs", "budget", "spent", "target", "before", "expected", "warnings"} <= set(out)
     assert len(out["runs"]) <= 2 and out["target"] == {"flops": 1e20, "fid": 0.0} and out["level"] == 0.8
-    assert {r["params"] for r in out["runs"]} <= {1e5, 1e6, 5e6} and all(
-        r["model"] is None for r in out["runs"]
-    )
+    assert {r["params"] for r in out["runs"]} <= {1e5, 1e6, 5e6}
+    assert all(r["model"] is None for r in out["runs"])
     lines = [x for x in r.stderr.splitlines() if x.startswith("warning: the law has no bootstrap laws")]
     assert len(lines) == 1 and lines[0][9:] in out["warnings"]
-    table = cli(
-        "suggest",
-        d / "obs.csv",
-        "--law",
-        d / "law.json",
-        "--budget",
-        "3e16",
-        "--target-flops",
-        "1e20",
-        "--params",
-        "1e5,1e6",
-        no_torch=True,
-    )
-    assert (
-        table.returncode == 0 and "expected after the runs" in table.stdout and "90% interval" in table.stdout
-    )
+    table = _suggest(cli, study_files, "--params", "1e5,1e6", no_torch=True)
+    assert table.returncode == 0 and "expected after the runs" in table.stdout
+    assert "90% interval" in table.stdout
 
 
 def test_cli_fixed_exponents_and_errors(study_files, cli):
-    d = study_files
-    args = (
-        "suggest",
-        d / "obs.csv",
-        "--law",
-        d / "anchored.json",
-        "--target-flops",
-        "1e20",
-        "--params",
-        "1e5,1e6",
-    )
-    r = cli(*args, "--budget", "3e16", "--json")
+    r = _suggest(cli, study_files, "--params", "1e5,1e6", "--json", law="anchored.json")
     assert r.returncode == 0 and r.json["runs"], r.stderr
     assert sum("fixed by the prior paper-approach2" in x for x in r.stderr.splitlines()) == 1
-    r = cli(*args, "--budget", "1e9")
+    r = _suggest(cli, study_files, "--params", "1e5,1e6", law="anchored.json", budget="1e9")
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.startswith("error: --budget: 1e+09 FLOPs is less than the cheapest candidate run")
-    r = cli("suggest", d / "obs.csv", "--law", d / "law.json", "--budget", "3e16", "--target-flops", "1e20")
+    assert len(r.stderr.splitlines()) == 1
+    r = _suggest(cli, study_files)
     assert r.returncode == 2 and "--params" in r.stderr and "--models" in r.stderr
 
 
 def test_cli_out_is_a_sweep_that_runs(study_files, cli, tmp_path):
-    d = study_files
     out = tmp_path / "next.yaml"
-    r = cli(
-        "suggest",
-        d / "obs.csv",
-        "--law",
-        d / "law.json",
-        "--budget",
-        "3e16",
-        "--target-flops",
-        "1e20",
-        "--models",
-        "wrn-10-1,wrn-16-2,wrn-28-4",
-        "--samples",
-        "2e5,1e6,4e6",
-        "--out",
-        out,
-        "--json",
-    )
+    r = _suggest(cli, study_files, "--models", "wrn-10-1,wrn-16-2,wrn-28-4", "--samples", "2e5,1e6,4e6",
+                 "--out", out, "--json")
     assert r.returncode == 0, r.stderr
     runs = r.json["runs"]
     assert runs and all(x["model"] in ("wrn-10-1", "wrn-16-2", "wrn-28-4") for x in runs)
@@ -247,22 +194,7 @@ def test_cli_out_is_a_sweep_that_runs(study_files, cli, tmp_path):
     # the sweep's FLOPs (the trainer's count, whole batches) are what suggest charged
     assert dry.json["total_flops"] == pytest.approx(r.json["spent"], rel=0.01)
     by_params = tmp_path / "by_params.yaml"
-    r = cli(
-        "suggest",
-        d / "obs.csv",
-        "--law",
-        d / "law.json",
-        "--budget",
-        "3e16",
-        "--target-flops",
-        "1e20",
-        "--params",
-        "8e4,7e5",
-        "--max-runs",
-        "2",
-        "--out",
-        by_params,
-    )
+    r = _suggest(cli, study_files, "--params", "8e4,7e5", "--max-runs", "2", "--out", by_params)
     assert r.returncode == 0, r.stderr
     assert "closest registry model" in by_params.read_text()
     assert cli("sweep", by_params, "--dry-run", "--json").returncode == 0
