@@ -102,6 +102,8 @@ def suggest(
     )
     out_dict = result.to_dict()
     if out is not None:
+        if not result.runs:
+            raise RobustscaleError(f"out: no runs suggested, so no sweep file written to {out}")
         out_dict["out"] = str(out)
         out_dict["warnings"] += _write_sweep(out, result, base, dataset, sweep, models is not None)
     warn_findings(est.diagnostics_, est.anchored_)

@@ -12,15 +12,17 @@ Method (the delta method on the law's Jacobian, Gauss-Newton information):
   the runs leave flat has a finite but huge variance instead of a singular matrix; a soft prior
   (prior_strength) adds its penalty's curvature on α, β.
 - Var log N*(F) = gᵀ I⁻¹ g with g = d log N*/dθ at the target budget and FID (central differences).
-- Runs are chosen greedily: each step adds the candidate (N, D) with the largest drop in
+- Runs are chosen greedily: each step adds the candidate (N, D) with the largest relative drop in
   Var log N* per FLOP that still fits the remaining budget (Sherman-Morrison over all candidates at
-  once), and, separately, the one with the largest drop; the set that ends with the smaller
-  variance is kept. A run already done or already chosen is not repeated (training is
-  deterministic: the same run again says nothing new).
+  once, rank-one updates), and, separately, the one with the largest drop; the set that ends with
+  the smaller variance is kept. The drop is averaged over the point fit and up to MAX_ENSEMBLE of
+  the law's bootstrap laws, each linearised at its own parameters, so the choice does not hinge on
+  one fit. A run already done or already chosen is not repeated (training is deterministic: the
+  same run again says nothing new). Stops when no run lowers the variance by MIN_GAIN.
 - Intervals: log N* ± t·sd with Student's t at n − p degrees of freedom (σ is estimated from
   those few residuals); the expected interval uses n + K − p. A law with bootstrap laws gives the
   bootstrap interval as `before` (what `plan` prints) and the expected interval shrinks each of its
-  sides by the predicted factor t'·sd'/(t·sd).
+  sides by the predicted factor t'·sd'/(t·sd) (the median over the laws scored).
 - N* lies in [1, F/c] (at least one parameter and one sample): a bound outside that range is
   null with `<key>_open: true`: the runs leave that side open.
 
@@ -188,6 +190,9 @@ def suggest_runs(
         }
         for i in chosen
     ]
+    if not picked:
+        warnings.append(f"no candidate run narrows the interval of N* at {target_flops:.3g} FLOPs by more "
+                        f"than {100 * MIN_GAIN:g}% of its variance: nothing suggested")
     return Suggestion(
         runs=picked,
         budget=budget,
