@@ -22,7 +22,8 @@ Method (the delta method on the law's Jacobian, Gauss-Newton information):
 - Intervals: log N* ± t·sd with Student's t at n − p degrees of freedom (σ is estimated from
   those few residuals); the expected interval uses n + K − p. A law with bootstrap laws gives the
   bootstrap interval as `before` (what `plan` prints) and the expected interval shrinks each of its
-  sides by the predicted factor t'·sd'/(t·sd) (the median over the laws scored).
+  sides by the predicted factor t'·sd'/(t·sd), sd'² / sd² the mean over the laws scored (the variance
+  expected after the runs over the plausible laws, not under the point fit alone).
 - N* lies in [1, F/c] (at least one parameter and one sample): a bound outside that range is
   null with `<key>_open: true`: the runs leave that side open.
 
@@ -176,7 +177,7 @@ def suggest_runs(
             f"{np.sqrt(model.noise_var):.3g} in log loss, Student's t at {model.dof} degrees of freedom)"
         )
     else:
-        shrink = float(np.median(np.sqrt(ratios))) * t_after / t_before
+        shrink = float(np.sqrt(np.mean(ratios))) * t_after / t_before
         before = _interval(n_star, *boot, limit)
         expected = _interval(n_star, boot[0] * shrink, boot[1] * shrink, limit)
     picked = [
