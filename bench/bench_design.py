@@ -165,6 +165,8 @@ def main(studies: int, k: int, bootstrap: int) -> None:
                 f"coverage of the true N* {100 * np.mean(result[arm][f'cover_{kind}']):.0f}%"
             )
     ratio = np.median(np.array(result["next row"]["boot"]) / np.array(result["suggest"]["boot"]))
+    vs_random = np.median(np.array(result["random"]["boot"]) / np.array(result["suggest"]["boot"]))
+    print(f"  boot  random / suggest, paired (median): {vs_random:.3g}")
     cover = np.mean(result["suggest"]["cover_boot"])
     verdict = "met" if ratio >= 2 and cover >= 0.85 else "NOT met"
     print(
