@@ -50,13 +50,14 @@ def _register_all() -> None:
         runs,
         simulate,
         study,
+        suggest,
         sweep,
         tradeoff,
         train,
     )
 
     for module in (fit, plan, tradeoff, plot, simulate, flops, evaluate, export, data, train, sweep, runs,
-                   report, demo, study):
+                   report, demo, study, suggest):
         module.register(app)
     _whole_summaries(app)
 

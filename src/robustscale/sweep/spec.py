@@ -7,6 +7,8 @@ A sweep file describes the grid once (paper §3.1: models x sample budgets x dat
     out: runs                       # run directories go under here (relative to the sweep file)
     models: [wrn-10-1, {name: wrn-16-1, slurm: {cpus_per_task: 2}}]   # per-run Slurm resources
     samples: [1024, 2k, 4k]         # sample budgets D (k/M suffixes allowed)
+    # a model's own budgets replace `samples` for it: {name: wrn-22-1, samples: [8k]} (what
+    # `robustscale suggest --out` writes: chosen runs, not a full grid; then `samples` may be left out)
     sources:                        # real data alone, and synthetic stores with their FID
       - name: real
       - {name: edm-20, path: stores/edm20, fid: 1.82}
@@ -227,20 +229,29 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
 
     models = []
     for i, entry in enumerate(_as_list(data, "models", where)):
+        own = None
         if isinstance(entry, dict):
-            extra = sorted(set(entry) - {"name", "slurm"})
+            extra = sorted(set(entry) - {"name", "slurm", "samples"})
             if "name" not in entry or extra:
-                raise RobustscaleError(f"{where}: models[{i}]: expected a name or {{name, slurm}}")
+                raise RobustscaleError(f"{where}: models[{i}]: expected a name or {{name, slurm, samples}}")
             name, slurm = str(entry["name"]), _slurm(entry.get("slurm"), f"{where}: models[{i}].slurm")
+            if "samples" in entry:
+                try:
+                    own = [_budget(s, f"models[{i}].samples[{j}]")
+                           for j, s in enumerate(_as_list(entry, "samples", f"models[{i}]"))]
+                except RobustscaleError as e:
+                    raise RobustscaleError(f"{where}: {e}") from None
         else:
             name, slurm = str(entry), {}
         try:
             parse_model_name(name)
         except RobustscaleError as e:
             raise RobustscaleError(f"{where}: models[{i}]: {e}") from None
-        models.append((name, slurm))
+        models.append((name, slurm, own))
     try:
-        budgets = [_budget(s, f"samples[{i}]") for i, s in enumerate(_as_list(data, "samples", where))]
+        every_own = all(own is not None for _, _, own in models)
+        budgets = [_budget(s, f"samples[{i}]")
+                   for i, s in enumerate(_as_list(data, "samples", where, required=not every_own))]
         baselines = [_budget(s, f"baselines[{i}]")
                      for i, s in enumerate(_as_list(data, "baselines", where, required=False))]
     except RobustscaleError as e:
@@ -264,9 +275,9 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
     sweep_slurm = {**DEFAULT_SLURM, **_slurm(data.get("slurm"), f"{where}: slurm")}
 
     runs = []
-    for model, model_slurm in models:
+    for model, model_slurm, own in models:
         for source in sources:
-            grid = [(s, "trades") for s in budgets] + [(s, "standard") for s in baselines]
+            grid = [(s, "trades") for s in (budgets if own is None else own)] + [(s, "standard") for s in baselines]
             for samples, mode in grid:
                 name = f"{model}_{source['name']}_{_samples_label(samples)}"
                 if mode == "standard":
