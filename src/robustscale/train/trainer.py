@@ -81,7 +81,7 @@ class Trainer:
             raise RobustscaleError("sync_bn: needs CUDA (torch's SyncBatchNorm refuses CPU tensors)")
         self._check_run_dir()
         self.bf16 = cfg.bf16 if cfg.bf16 is not None else self.is_cuda
-        self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.is_cuda
+        self.channels_last = cfg.channels_last if cfg.channels_last is not None else True
         self.autocast_dtype = torch.bfloat16 if self.bf16 else None
         self._build_data()
         self.total_steps = math.ceil(cfg.samples / cfg.batch_size)
