@@ -1,0 +1,102 @@
+"""`suggest_runs` (robustscale.laws.design) and `robustscale suggest`: runs within the budget, intervals
+that never go below one parameter, what the suggestion rests on, bad input as one error."""
+
+import numpy as np
+import pytest
+
+from robustscale.errors import RobustscaleError
+from robustscale.laws import fit_law
+from robustscale.laws.design import Candidate, suggest_runs
+
+SIZES = [Candidate(n) for n in np.geomspace(5e4, 1e7, 12)]
+BUDGET, TARGET = 3e16, 1e20
+
+
+@pytest.fixture(scope="module")
+def boot_law(small_obs):
+    return fit_law(small_obs, bootstrap=4, seed=0)
+
+
+@pytest.fixture(scope="module")
+def anchored_law(small_obs):
+    return fit_law(small_obs, prior="paper-approach2")
+
+
+def _check(s, budget=BUDGET):
+    d = s.to_dict()
+    assert set(d) == {"runs", "budget", "spent", "target", "level", "before", "expected", "warnings"}
+    assert d["runs"] and d["spent"] == pytest.approx(sum(r["flops"] for r in d["runs"])) and d["spent"] <= budget
+    for r in d["runs"]:
+        assert set(r) == {"params", "samples", "source", "fid", "flops", "model"}
+        assert r["flops"] == pytest.approx(7822 * r["params"] * r["samples"], rel=0.02)
+    assert len({(r["params"], r["samples"]) for r in d["runs"]}) == len(d["runs"])  # no run twice
+    for iv in (d["before"], d["expected"]):
+        assert {"n_star", "n_star_lo", "n_star_hi", "n_star_lo_open", "n_star_hi_open"} <= set(iv)
+        for key in ("n_star", "n_star_lo", "n_star_hi"):
+            assert iv[key] is None or iv[key] >= 1
+    return d
+
+
+def test_no_bootstrap_delta_method_narrows(small_obs, small_law):
+    s = suggest_runs(small_obs, small_law, budget=BUDGET, target_flops=TARGET, candidates=SIZES)
+    d = _check(s)
+    assert any("no bootstrap laws" in w and "delta method" in w for w in d["warnings"])
+    b, e = d["before"], d["expected"]
+    assert b["n_star"] == e["n_star"] == pytest.approx(small_law.optimum(TARGET, 0.0)[0])
+    assert e["n_star_hi"] / e["n_star_lo"] < b["n_star_hi"] / b["n_star_lo"]
+    # the default grid of dataset sizes: from the smallest observed D to 100x the largest
+    assert min(r["samples"] for r in d["runs"]) >= 2e5 and max(r["samples"] for r in d["runs"]) <= 1e8
+
+
+def test_bootstrap_law_before_is_plans_interval(small_obs, boot_law):
+    from robustscale.laws import plan_table
+
+    s = suggest_runs(small_obs, boot_law, budget=BUDGET, target_flops=TARGET, candidates=SIZES, max_runs=2)
+    d = _check(s)
+    assert len(d["runs"]) <= 2 and not any("no bootstrap" in w for w in d["warnings"])
+    row = plan_table(boot_law, [TARGET], 0.0, 0.9)[0]
+    assert d["before"]["n_star_lo"] == pytest.approx(row["n_star_lo"]) and d["before"]["n_star_hi"] == pytest.approx(row["n_star_hi"])
+    assert d["before"]["n_star_lo"] <= d["expected"]["n_star_lo"] <= d["expected"]["n_star_hi"] <= d["before"]["n_star_hi"]
+
+
+def test_fixed_exponents_warn_and_still_suggest(small_obs, anchored_law):
+    s = suggest_runs(small_obs, anchored_law, budget=BUDGET, target_flops=TARGET, candidates=SIZES)
+    d = _check(s)
+    assert any("fixed by the prior paper-approach2" in w for w in d["warnings"])
+    # only A, B, E are free: with the exponents known, a few runs pin N* far tighter than the free fit
+    free = suggest_runs(small_obs, fit_law(small_obs), budget=BUDGET, target_flops=TARGET, candidates=SIZES)
+    width = lambda iv: iv["n_star_hi"] / iv["n_star_lo"]  # noqa: E731
+    assert width(d["before"]) < width(free.before)
+
+
+def test_bad_input_names_the_parameter(small_obs, small_law):
+    with pytest.raises(RobustscaleError, match=r"^budget: 1e\+06 FLOPs is less than the cheapest candidate run"):
+        suggest_runs(small_obs, small_law, budget=1e6, target_flops=TARGET, candidates=SIZES)
+    for kwargs, name in (({"budget": -1}, "budget"), ({"target_flops": 0}, "target_flops"),
+                         ({"candidates": []}, "candidates"), ({"level": 1.5}, "level"), ({"max_runs": 0}, "max_runs"),
+                         ({"source": "nope"}, "source"), ({"samples": [0.5]}, r"samples\[0\]"),
+                         ({"candidates": [Candidate(-3.0)]}, r"candidates\[0\].params")):
+        args = {"budget": BUDGET, "target_flops": TARGET, "candidates": SIZES, **kwargs}
+        with pytest.raises(RobustscaleError, match=f"^{name}: "):
+            suggest_runs(small_obs, small_law, **args)
+
+
+def test_open_bounds_are_null_never_below_one(small_obs, small_law):
+    from robustscale.laws.design import _interval
+
+    iv = _interval(1e3, -np.inf, 2.0, 1e12)
+    assert iv["n_star_lo"] is None and iv["n_star_lo_open"] and iv["n_star_hi"] == pytest.approx(1e3 * np.e**2)
+    iv = _interval(1e-5, -1.0, 1.0, 1e12)
+    assert iv["n_star"] is None and iv["n_star_lo"] is None and iv["n_star_hi"] is None and iv["n_star_hi_open"]
+
+
+def test_thousand_candidates_and_explicit_samples(small_obs, small_law):
+    import time
+
+    many = [Candidate(n, flops_per_sample=7822 * n, model=f"m{i}") for i, n in enumerate(np.geomspace(5e4, 1e8, 1000))]
+    t = time.perf_counter()
+    s = suggest_runs(small_obs, small_law, budget=BUDGET, target_flops=TARGET, candidates=many)
+    assert time.perf_counter() - t < 30  # the < 10 s claim is bench/bench_design.py's; this guards a blow-up
+    assert all(r["model"].startswith("m") for r in s.runs)
+    s = suggest_runs(small_obs, small_law, budget=BUDGET, target_flops=TARGET, candidates=SIZES, samples=[3e5, 2e6])
+    assert {r["samples"] for r in s.runs} <= {300000, 2000000}
