@@ -43,6 +43,21 @@ def sweep(
               f"to run {sci(grid['todo_flops'])}")
     from robustscale.progress import progress_bar
 
+    if spec.design is not None:  # an adaptive sweep: rounds of runs, fit and suggestion (sweep.design)
+        from robustscale.sweep.design import render_design, run_design
+
+        with progress_bar(spec.design.rounds, "design") as advance:
+            def on_round(summary: dict) -> None:
+                err.print(render_design(summary))
+                advance()
+
+            result = run_design(spec, executor=executor, max_parallel=max_parallel, on_round=on_round,
+                                on_run=lambda run, state: err.print(f"[{state}] {run.name}"))
+        emit(result.asdict(), json_output, lambda _: _render_result(result))
+        if result.failed:
+            raise typer.Exit(1)
+        return
+
     with progress_bar(len(spec.runs), "sweep") as advance:
         def on_run(run, state: str) -> None:
             err.print(f"[{state}] {run.name}")

@@ -41,12 +41,16 @@ def load_source(source: str | os.PathLike):
 
 
 def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | os.PathLike | None = None,
-                 bootstrap: int = BOOTSTRAP_K, level: float = LEVEL, progress: bool = False) -> dict:
+                 bootstrap: int = BOOTSTRAP_K, level: float = LEVEL, progress: bool = False,
+                 budget: float | None = None, design: list[dict] | None = None,
+                 marked: list[str] | None = None) -> dict:
     """Fit (or load) the law, draw every figure and write index.html; returns report.json's content.
 
     Parameters: source (runs dir or observations table), out (folder), law (law.json or preset
     name; None = fit Approach 2 here), bootstrap (resamples for intervals; 0 = none), level
-    (interval level, in (0, 1)), progress (a progress bar on stderr).
+    (interval level, in (0, 1)), progress (a progress bar on stderr), budget (FLOPs of the plan;
+    None = 10x the largest run's), design (an adaptive sweep's rounds, `demo.design_rounds`: N* after
+    each is shown and drawn), marked (runs drawn apart on the isoFLOP figure: a design's later rounds).
     """
     from robustscale.laws import Approach1, fit_law, load_law, save_law
     from robustscale.progress import progress_bar
@@ -62,7 +66,9 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
     # The source with the most runs is the one the figures describe (the paper's PFGM++ / DG-20).
     main_source = str(obs.groupby("source")["run"].nunique().idxmax())
     fid = float(obs.loc[obs["source"] == main_source, "fid"].iloc[0])
-    budget = PLAN_MULTIPLE * float(obs["flops"].max())
+    budget = PLAN_MULTIPLE * float(obs["flops"].max()) if budget is None else float(budget)
+    # nothing below one parameter or sample is an answer (laws.planning.bounded)
+    seen = {"n_star": float(obs["params"].min()), "d_star": float(obs["samples"].min())}
 
     k = bootstrap if law is None else 0
     with progress_bar(k + 1 + len(FIGURES), "report", enabled=progress) as advance:
@@ -77,7 +83,7 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
         except RobustscaleError:  # too few runs per source for an envelope: that figure fits its own
             law1 = None
         advance()
-        figures, failed = _draw(obs, law2, law1, out, main_source, fid, budget, advance)
+        figures, failed = _draw(obs, law2, law1, out, main_source, fid, budget, advance, design, marked)
 
     save_law(law2, out / "law.json")
     if law1 is not None:
@@ -86,9 +92,9 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
         "index": str(out / "index.html"), "figures": figures, "failed_figures": failed, "source": str(source),
         "observations": int(len(obs)), "runs": int(obs["run"].nunique()), "main_source": main_source, "fid": fid,
         "trained": _trained(obs),
-        "approach2": _law_summary(law2, [budget, *FORECAST_FLOPS], fid, level),
-        "approach1": None if law1 is None else {
-            "params": law1.params_, **dict(zip(("n_star", "d_star"), map(float, law1.optimum(budget, fid)[:2])))},
+        "approach2": _law_summary(law2, [budget, *FORECAST_FLOPS], fid, level, seen),
+        "approach1": None if law1 is None else {"params": law1.params_, **_approach1_optimum(law1, budget, fid, seen)},
+        "design": design,
         "wall_s": None,
     }
     result["plan"] = result["approach2"]["plans"][0]
@@ -99,13 +105,27 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
     return result
 
 
-def _draw(obs, law2, law1, out: Path, main_source: str, fid: float, budget: float, advance):
+def _approach1_optimum(law1, budget: float, fid: float, seen: dict) -> dict:
+    """Approach 1's N*, D* at the budget; below one parameter or sample: None and not determined below X."""
+    from robustscale.laws.planning import bounded
+
+    out = {}
+    for key, value in zip(("n_star", "d_star"), law1.optimum(budget, fid)[:2]):
+        b = bounded(float(value), seen=seen[key])
+        out[key], out[f"{key}_not_determined_below"] = b["value"], b["not_determined_below"]
+    return out
+
+
+def _draw(obs, law2, law1, out: Path, main_source: str, fid: float, budget: float, advance, design=None,
+          marked=None):
     """Every figure of FIGURES as out/NAME.png; ({name: path}, {name: why not drawn})."""
     from robustscale.laws import plots
 
+    # an adaptive sweep's N* intervals, one per round, drawn at their target on the isoFLOP figure
+    n_star_rounds = [(f"N* after round {r['round']}", budget, r["n_star"]) for r in design or []]
     draw = {
         "training_curves": lambda p: plots.plot_envelope(obs, p, law=law1, source=main_source),
-        "isoflop": lambda p: plots.plot_isoflop(obs, law2, p, fid=fid),
+        "isoflop": lambda p: plots.plot_isoflop(obs, law2, p, fid=fid, marked=marked, n_star_rounds=n_star_rounds),
         "law_fit": lambda p: plots.plot_law_fit(obs, law2, p),
         # from the runs' own compute out to Fig. 1's horizon, so the forecast starts where the data are
         "forecast": lambda p: plots.plot_forecast(law2, p, fid=sorted({0.0, fid}), flops_range=(
@@ -135,9 +155,10 @@ def _trained(obs) -> dict:
             "flops": [float(obs["flops"].min()), float(obs["flops"].max())]}
 
 
-def _law_summary(est, budgets: list[float], fid: float, level: float) -> dict:
+def _law_summary(est, budgets: list[float], fid: float, level: float, seen: dict | None = None) -> dict:
     """The law as every reader shows it: parameters, their intervals, the guard's verdict, plans."""
     from robustscale.laws import parameter_intervals, plan_table
+    from robustscale.laws.planning import bounded_plan
 
     boot = bool(getattr(est, "bootstrap_", None))
     diagnostics = list(getattr(est, "diagnostics_", None) or [])
@@ -154,7 +175,7 @@ def _law_summary(est, budgets: list[float], fid: float, level: float) -> dict:
                    for k in est.params_},
         "anchored": getattr(est, "anchored_", None),
         "diagnostics": diagnostics,
-        "plans": plan_table(est, budgets, fid, level),
+        "plans": [bounded_plan(row, seen) for row in plan_table(est, budgets, fid, level)],
     }
 
 
@@ -173,6 +194,8 @@ def _range(lo, hi, fmt, level) -> str:
 
 def story(r: dict) -> str:
     """The report's opening paragraph, in plain words: what was trained, what the law says, how sure."""
+    from robustscale.laws.planning import describe_bounded, plan_bounds
+
     t, law, plan = r["trained"], r["approach2"], r["plan"]
     p = law["params"]
     n, d = t["params"], t["samples"]
@@ -184,11 +207,16 @@ def story(r: dict) -> str:
                f"parameters, each trained on {_count(d[0])} to {_count(d[-1])} samples) were each scored by their "
                f"robust loss on held-out images.")
     says = (f"The fitted law says the loss falls like N^-{p['alpha']:.2f} with model size and D^-{p['beta']:.2f} "
-            f"with training data, towards a floor of {p['E']:.3g}. With 10x the largest compute used here "
-            f"({plan['flops']:.2g} FLOPs), the best split is a model of about {_count(plan['n_star'])} parameters"
-            f"{_range(plan.get('n_star_lo'), plan.get('n_star_hi'), _count, law['level'])} trained on {_count(plan['d_star'])} "
-            f"samples, predicted to reach {pct(plan['accuracy'])} robust accuracy"
+            f"with training data, towards a floor of {p['E']:.3g}. With {plan['flops']:.2g} FLOPs "
+            f"({plan['flops'] / t['flops'][1]:.2g}x the largest compute used here), the best split is a model of "
+            f"{describe_bounded(plan_bounds(plan, 'n_star'), _count, 'parameters')} trained on "
+            f"{describe_bounded(plan_bounds(plan, 'd_star'), _count, 'samples')}, predicted to reach "
+            f"{pct(plan['accuracy'])} robust accuracy"
             f"{_range(plan.get('accuracy_lo'), plan.get('accuracy_hi'), pct, law['level'])}.")
+    for rd in r.get("design") or []:
+        says += (f" After round {rd['round']} of the design ({len(rd['runs'])} {'' if rd['round'] == 1 else 'more '}"
+                 f"run{'s' if len(rd['runs']) > 1 else ''}), N* = "
+                 f"{describe_bounded(rd['n_star'], _count, 'parameters')}.")
     a1 = r.get("approach1")
     if a1 and a1.get("n_star") and plan["n_star"]:
         ratio = plan["n_star"] / a1["n_star"]

@@ -6,11 +6,13 @@ A sweep file describes the grid once (paper §3.1: models x sample budgets x dat
     data_dir: null                  # where the real data lives (null -> the dataset's default)
     out: runs                       # run directories go under here (relative to the sweep file)
     models: [wrn-10-1, {name: wrn-16-1, slurm: {cpus_per_task: 2}}]   # per-run Slurm resources
+                                    # ({name, samples: [...]}: that model's own budgets)
     samples: [1024, 2k, 4k]         # sample budgets D (k/M suffixes allowed)
     sources:                        # real data alone, and synthetic stores with their FID
       - name: real
       - {name: edm-20, path: stores/edm20, fid: 1.82}
     baselines: [4k]                 # budgets at which a standard (non-adversarial) run is added too
+    design: {rounds: 2, budget_per_round: 1e14, target_flops: 1e15}   # adaptive: see sweep.design
     train: {batch_size: 128, lr: 0.1, attack_steps: 3}         # TrainConfig overrides
     evaluation: {eval_every: 512, eval_images: 256, eval_steps: 40}   # held-out PGD-CW attack
     slurm: {partition: debug, cpus_per_task: 2, mem_gb: 8, timeout_min: 120, gpus_per_node: 0}
@@ -33,7 +35,7 @@ from typing import Any
 from robustscale.errors import RobustscaleError
 
 SWEEP_KEYS = ("dataset", "data_dir", "out", "models", "samples", "sources", "baselines", "train",
-              "evaluation", "slurm", "name")
+              "evaluation", "slurm", "name", "design")
 # Evaluation attack settings of a run (§3.1: PGD-40 on the CW loss on held-out images).
 EVALUATION_KEYS = ("eval_every", "eval_images", "eval_steps")
 # Keys the sweep fixes per run: overriding them in `train:` would break the grid.
@@ -76,6 +78,7 @@ class SweepSpec:
     path: Path
     out: Path
     runs: list[SweepRun]
+    design: Any = None  # a `sweep.design.Design` when the file has a `design:` section (an adaptive sweep)
 
 
 def tasks_per_node(slurm: dict) -> int:
@@ -210,20 +213,29 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
 
     models = []
     for i, entry in enumerate(_as_list(data, "models", where)):
+        own_budgets = None  # a model's own sample budgets replace the sweep's (e.g. a design round's runs)
         if isinstance(entry, dict):
-            extra = sorted(set(entry) - {"name", "slurm"})
+            extra = sorted(set(entry) - {"name", "slurm", "samples"})
             if "name" not in entry or extra:
-                raise RobustscaleError(f"{where}: models[{i}]: expected a name or {{name, slurm}}")
+                raise RobustscaleError(f"{where}: models[{i}]: expected a name or {{name, slurm, samples}}")
             name, slurm = str(entry["name"]), _slurm(entry.get("slurm"), f"{where}: models[{i}].slurm")
+            if "samples" in entry:
+                try:
+                    own_budgets = [_budget(s, f"models[{i}].samples[{j}]")
+                                   for j, s in enumerate(_as_list(entry, "samples", f"models[{i}]"))]
+                except RobustscaleError as e:
+                    raise RobustscaleError(f"{where}: {e}") from None
         else:
             name, slurm = str(entry), {}
         try:
             parse_model_name(name)
         except RobustscaleError as e:
             raise RobustscaleError(f"{where}: models[{i}]: {e}") from None
-        models.append((name, slurm))
+        models.append((name, slurm, own_budgets))
     try:
-        budgets = [_budget(s, f"samples[{i}]") for i, s in enumerate(_as_list(data, "samples", where))]
+        every_model_has_budgets = all(own is not None for *_, own in models)
+        budgets = [_budget(s, f"samples[{i}]")
+                   for i, s in enumerate(_as_list(data, "samples", where, required=not every_model_has_budgets))]
         baselines = [_budget(s, f"baselines[{i}]")
                      for i, s in enumerate(_as_list(data, "baselines", where, required=False))]
     except RobustscaleError as e:
@@ -247,9 +259,10 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
     sweep_slurm = {**DEFAULT_SLURM, **_slurm(data.get("slurm"), f"{where}: slurm")}
 
     runs = []
-    for model, model_slurm in models:
+    for model, model_slurm, own_budgets in models:
         for source in sources:
-            grid = [(s, "trades") for s in budgets] + [(s, "standard") for s in baselines]
+            grid = [(s, "trades") for s in (budgets if own_budgets is None else own_budgets)]
+            grid += [(s, "standard") for s in baselines]
             for samples, mode in grid:
                 name = f"{model}_{source['name']}_{_samples_label(samples)}"
                 if mode == "standard":
@@ -275,7 +288,12 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
         if r.name in seen:
             raise RobustscaleError(f"{where}: run {r.name!r} appears twice in the grid (duplicate model or budget)")
         seen.add(r.name)
-    return SweepSpec(path=path, out=out, runs=runs)
+    design = None
+    if data.get("design") is not None:
+        from robustscale.sweep.design import parse_design
+
+        design = parse_design(data["design"], f"{where}: design")
+    return SweepSpec(path=path, out=out, runs=runs, design=design)
 
 
 def plan(sweep: SweepSpec) -> dict:
