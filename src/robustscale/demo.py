@@ -20,7 +20,6 @@ wrn-10-1 trained in 128 s on two threads, 6.5 s on one, both at load 6-8).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Callable
 from robustscale.data.datasets import check_dataset
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import write_json, write_text
+from robustscale.rundir import RunDir
 
 # The demo's length in one number: the training FLOPs (the one FLOPs count) of its second round, the
 # runs `suggest` chooses. The first round (3 sizes x 3 budgets + 3 standard baselines) is 8.4e13 FLOPs,
@@ -173,7 +173,7 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
         "observations": str(out / "observations.csv"), "report": report["index"],
         "law": rounds[-1]["law"], "story": report["story"], "trained": report["trained"],
         # the held-out images behind every point (a point's accuracy has standard error <= 0.5/sqrt(this))
-        "eval_images": int(spec["evaluation"]["eval_images"]),
+        "eval_images": RunDir(sweep.runs[0].out).read_config()["eval_images"],
         "design": {"target_flops": design.target_flops, "budget_per_round": design.budget_per_round,
                    "rounds": by_round},
         "approach2": {k: law[k] for k in ("params", "level", "k", "intervals", "identified", "status", "anchored",
@@ -222,14 +222,14 @@ def _honesty(runs) -> list[dict]:
     """TRADES vs standard training of the same size and budget: final PGD robust accuracy."""
     final = {}
     for r in runs:
-        result = json.loads((Path(r.path) / "result.json").read_text())
-        final[(r.model, r.samples_target, r.mode)] = (r.params, result["final"]["pgd_acc"])
+        result = RunDir(r.path).read_result()
+        final[(r.model, r.samples_target, r.mode)] = (r.params, result["final"]["accuracy"])
     rows = []
     for (model, samples, mode), (params, acc) in sorted(final.items()):
         if mode == "standard" and (model, samples, "trades") in final:
             adv = final[(model, samples, "trades")][1]
-            rows.append({"model": model, "params": params, "samples": samples, "trades_pgd_acc": adv,
-                         "standard_pgd_acc": acc, "margin": adv - acc})
+            rows.append({"model": model, "params": params, "samples": samples, "trades_accuracy": adv,
+                         "standard_accuracy": acc, "margin": adv - acc})
     return rows
 
 
@@ -279,8 +279,9 @@ def format_summary(s: dict) -> str:
         lines.append(f"  Approach 1 (envelope) at the same budget: N* = {describe_bounded(n1, count, 'params')}, "
                      f"D* = {describe_bounded(d1, count, 'samples')}{ratio}")
     for h in s["honesty"]:
-        lines.append(f"  honesty {h['model']} @ {h['samples']:,} samples: TRADES {pct(h['trades_pgd_acc'])} vs "
-                     f"standard {pct(h['standard_pgd_acc'])} PGD accuracy ({100 * h['margin']:+.1f} points)")
+        lines.append(f"  honesty {h['model']} @ {h['samples']:,} samples: TRADES {pct(h['trades_accuracy'])} "
+                     f"vs standard {pct(h['standard_accuracy'])} PGD accuracy "
+                     f"({100 * h['margin']:+.1f} points)")
     lines.append(f"  adversarial training beats standard training at every size: {'yes' if s['honest'] else 'NO'}")
     lines.append(f"  report: {s['report']}")
     lines.append("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in s["phases"].items())

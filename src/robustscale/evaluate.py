@@ -1,7 +1,7 @@
 """Robust evaluation of a checkpoint: clean accuracy, PGD-40-CW, AutoAttack and the paper's loss (§3.1).
 
 `evaluate_checkpoint(EvalConfig(...))` writes into `out`:
-  eval.json          clean_acc, robust_acc per attack, loss (TRADES beta=5 on PGD-40-CW examples)
+  eval.json          clean_accuracy, accuracy (robust, per attack), loss (TRADES beta=5 on PGD-40-CW examples)
   per_image.parquet  one row per test image: index, label, predictions and correctness per attack, loss
   adversarial.npz    uint8 adversarial images (AutoAttack's if run, else PGD's), labels, predictions
                      of the model on those uint8 images, indices, classes (for the human study)
@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +24,7 @@ from robustscale.attacks.evaluation import EVAL_BATCH, EVAL_SEED, EVAL_STEPS, ev
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import write_json, write_npz, write_table
 from robustscale.progress import progress_bar
+from robustscale.rundir import RunDir
 
 ATTACKS = ("pgd40-cw", "autoattack", "both")
 
@@ -124,7 +124,7 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
              "clean_correct": clean_pred == labels}
     result = {"model": model.config.name, "checkpoint": str(config.checkpoint), "dataset": config.data,
               "n": config.n, "eps": eps, "attack": config.attack,
-              "clean_acc": float(table["clean_correct"].mean()), "robust_acc": {}, "loss": None}
+              "clean_accuracy": float(table["clean_correct"].mean()), "accuracy": {}, "loss": None}
     adversarial = None
     attacks = ["pgd40-cw", "autoattack"] if config.attack == "both" else [config.attack]
     for name in attacks:
@@ -133,7 +133,7 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
             arrays = runner(model, x, y, eps, config, out / name, advance)
         table[f"{name}_pred"] = arrays["predictions"]
         table[f"{name}_correct"] = arrays["predictions"] == labels
-        result["robust_acc"][name] = float(table[f"{name}_correct"].mean())
+        result["accuracy"][name] = float(table[f"{name}_correct"].mean())
         if name == "pgd40-cw":
             table["loss"] = arrays["loss"]
             result["loss"] = float(arrays["loss"].mean())
@@ -207,11 +207,11 @@ def _identity(config: EvalConfig) -> dict:
 
 def robustbench_entry(result: dict, model, checkpoint: str) -> dict:
     """A RobustBench model-info entry (the fields of robustbench/model_info/<dataset>/Linf/*.json)."""
-    aa = result["robust_acc"].get("autoattack")
+    aa = result["accuracy"].get("autoattack")
     footnote = f"Evaluated by robustscale on the first {result['n']} test images."
-    config_file = Path(checkpoint) / "config.json" if Path(checkpoint).is_dir() else None
-    if config_file is not None and config_file.exists():
-        sources = json.loads(config_file.read_text()).get("sources", [])
+    run = RunDir(checkpoint)
+    if run.is_run():
+        sources = run.read_config().get("sources", [])
         names = [s.get("name") for s in sources if isinstance(s, dict)]
         if names:
             footnote += f" Trained on: {', '.join(map(str, names))}."
@@ -226,7 +226,7 @@ def robustbench_entry(result: dict, model, checkpoint: str) -> dict:
         "venue": PAPER["venue"],
         "architecture": f"WideResNet-{model.config.depth}-{model.config.width}",
         "eps": format_eps(result["eps"]),
-        "clean_acc": f"{100 * result['clean_acc']:.2f}",
+        "clean_acc": f"{100 * result['clean_accuracy']:.2f}",  # RobustBench's own key
         "reported": f"{100 * aa:.2f}" if aa is not None else "",
         "autoattack_acc": f"{100 * aa:.2f}" if aa is not None else "",
         "footnote": footnote,

@@ -1,23 +1,20 @@
-"""The run store: training run directories -> a summary table and the observations table.
+"""The run store: training run folders -> a summary table and the observations table.
 
-A run directory (written by robustscale.train) holds config.json, metrics.jsonl (one JSON object
-per evaluation) and, once complete, result.json. `list_runs` summarises each run; `collect`
-turns every evaluation point of every adversarial run into one row of the observations table
-that `robustscale fit` (robustscale.laws.load_observations) reads.
+Run folders are read through `robustscale.rundir.RunDir` (their files and formats live there).
+`list_runs` summarises each run; `collect` turns every evaluation point of every adversarial run
+into one row of the observations table that `robustscale fit` (robustscale.laws.load_observations)
+reads. A synthetic run whose FID is unknown is refused, never recorded as real data's 0.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import time
 from pathlib import Path
 
 from robustscale.errors import RobustscaleError
+from robustscale.rundir import RunDir, find_runs
 
-# A run whose files changed this recently, without result.json, is taken to be training now.
-RUNNING_WINDOW_S = 600
 OBSERVATION_COLUMNS = ("run", "source", "fid", "params", "samples", "flops", "loss", "accuracy",
                        "clean_accuracy", "train_fraction")
 
@@ -29,81 +26,52 @@ class RunSummary:
     model: str
     params: int
     source: str
-    fid: float
+    fid: float | None  # None: a synthetic run whose FID nobody gave
     mode: str
     samples_done: int
     samples_target: int
     state: str  # finished | running | stopped | pending
-    best_pgd_acc: float | None
+    best_accuracy: float | None
     evaluations: int
 
     def asdict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def find_runs(runs_dir: str | os.PathLike) -> list[Path]:
-    """Run directories (those with a config.json) under runs_dir, sorted by path."""
-    root = Path(runs_dir)
-    if not root.is_dir():
-        raise RobustscaleError(f"{root}: no such runs directory")
-    if (root / "config.json").is_file():
-        return [root]
-    return sorted(p.parent for p in root.rglob("config.json") if ".submitit" not in p.parts)
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """The evaluations of a run; a torn last line (run killed mid-write) is ignored."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
-def _read_config(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "config.json").read_text())
-    except json.JSONDecodeError as e:
-        raise RobustscaleError(f"{run_dir / 'config.json'}: not valid JSON ({e})") from None
-
-
 def source_name(config: dict) -> str:
-    """'real' for real data alone, else the synthetic sources' names joined by '+'."""
+    """The run's data source: config.json's `source`; in older folders 'real' for real data alone,
+    else the synthetic sources' names joined by '+'."""
+    if config.get("source"):
+        return str(config["source"])
     synthetic = {str(Path(p).resolve()) for p in config.get("synthetic") or []}
     names = [s["name"] for s in config.get("sources") or []
              if s.get("path") and str(Path(s["path"]).resolve()) in synthetic]
     return "+".join(names) if names else "real"
 
 
-def summarize_run(run_dir: str | os.PathLike) -> RunSummary:
-    run_dir = Path(run_dir)
-    config = _read_config(run_dir)
-    metrics = read_metrics(run_dir)
-    if (run_dir / "result.json").is_file():
-        state = "finished"
-    elif not metrics and not (run_dir / "checkpoint.pt").exists():
-        state = "pending"
-    else:
-        files = [run_dir / n for n in ("metrics.jsonl", "checkpoint.pt") if (run_dir / n).exists()]
-        newest = max(p.stat().st_mtime for p in files)
-        state = "running" if time.time() - newest < RUNNING_WINDOW_S else "stopped"
-    accs = [m["pgd_acc"] for m in metrics if m.get("pgd_acc") is not None]
+def run_fid(config: dict) -> float | None:
+    """The FID of the run's training data: 0 for real data alone, else the recorded one (None: unknown)."""
+    if not config.get("synthetic"):
+        return 0.0
+    return None if config.get("fid") is None else float(config["fid"])
+
+
+def summarize_run(run_dir: str | os.PathLike | RunDir) -> RunSummary:
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    config = run.read_config()
+    metrics = run.read_metrics()
+    accs = [m["accuracy"] for m in metrics if m.get("accuracy") is not None]
     return RunSummary(
-        run=run_dir.name, path=str(run_dir), model=config["model"], params=int(config.get("params", 0)),
-        source=source_name(config), fid=float(config.get("fid") or 0.0), mode=config.get("mode", "trades"),
+        run=run.name, path=str(run.path), model=config["model"], params=int(config.get("params", 0)),
+        source=source_name(config), fid=run_fid(config), mode=config.get("mode", "trades"),
         samples_done=int(max((m["samples"] for m in metrics), default=0)),
-        samples_target=int(config["samples"]), state=state,
-        best_pgd_acc=max(accs) if accs else None, evaluations=len(metrics))
+        samples_target=int(config["samples"]), state=run.state(metrics),
+        best_accuracy=max(accs) if accs else None, evaluations=len(metrics))
 
 
 def list_runs(runs_dir: str | os.PathLike) -> list[RunSummary]:
     """One summary per run directory under runs_dir."""
-    return [summarize_run(p) for p in find_runs(runs_dir)]
+    return [summarize_run(run) for run in find_runs(runs_dir)]
 
 
 def observations(runs_dir: str | os.PathLike, include_standard: bool = False):
@@ -117,18 +85,22 @@ def observations(runs_dir: str | os.PathLike, include_standard: bool = False):
     from robustscale.laws import load_observations
 
     rows = []
-    for run_dir in find_runs(runs_dir):
-        config = _read_config(run_dir)
+    for run in find_runs(runs_dir):
+        config = run.read_config()
         if config.get("mode", "trades") != "trades" and not include_standard:
             continue
-        source, target = source_name(config), int(config["samples"])
-        for m in read_metrics(run_dir):
+        source, target, fid = source_name(config), int(config["samples"]), run_fid(config)
+        if fid is None:
+            raise RobustscaleError(f"{run.config_path}: fid: unknown for synthetic run {run.name} (source "
+                                   f"{source}); the FID is an input of the law and is not taken to be 0: "
+                                   f"measure it (`robustscale data fid`) and record it as config.json's fid")
+        for m in run.read_metrics():
             if m["samples"] <= 0:  # an evaluation before training says nothing about D
                 continue
-            rows.append({"run": run_dir.name, "source": source, "fid": float(config.get("fid") or 0.0),
+            rows.append({"run": run.name, "source": source, "fid": fid,
                          "params": int(config["params"]), "samples": int(m["samples"]),
                          "flops": float(m["flops"]), "loss": float(m["loss"]),
-                         "accuracy": m.get("pgd_acc"), "clean_accuracy": m.get("clean_acc"),
+                         "accuracy": m.get("accuracy"), "clean_accuracy": m.get("clean_accuracy"),
                          "train_fraction": m["samples"] / target})
     if not rows:
         raise RobustscaleError(f"{runs_dir}: no evaluation points in any adversarial run (nothing to collect)")

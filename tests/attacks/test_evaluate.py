@@ -33,8 +33,8 @@ def test_eval_outputs(evaluated):
     assert result["eps"] == pytest.approx(0.1) and result["n"] == N
     table = pd.read_parquet(out / "per_image.parquet")
     assert len(table) == N and (table["index"] == np.arange(N)).all()
-    assert result["clean_acc"] == pytest.approx(table["clean_correct"].mean())
-    assert result["robust_acc"]["pgd40-cw"] == pytest.approx(table["pgd40-cw_correct"].mean())
+    assert result["clean_accuracy"] == pytest.approx(table["clean_correct"].mean())
+    assert result["accuracy"]["pgd40-cw"] == pytest.approx(table["pgd40-cw_correct"].mean())
     assert result["loss"] == pytest.approx(table["loss"].mean()) and result["loss"] > 0
     clean, adv = np.load(out / "clean.npz"), np.load(out / "adversarial.npz")
     assert adv["images"].dtype == np.uint8 and adv["images"].shape == (N, 28, 28, 1)
@@ -44,7 +44,7 @@ def test_eval_outputs(evaluated):
     assert diff.max() <= round(0.1 * 255) + 1 and diff.max() > 0
     rb = json.loads((out / "robustbench.json").read_text())
     assert rb["architecture"] == "WideResNet-10-1" and rb["eps"] == "0.1"
-    assert rb["autoattack_acc"] == f"{100 * result['robust_acc']['autoattack']:.2f}"
+    assert rb["autoattack_acc"] == f"{100 * result['accuracy']['autoattack']:.2f}"
     assert {"name", "additional_data", "number_forward_passes", "dataset", "threat_model", "venue",
             "link", "clean_acc"} <= set(rb)
 
@@ -53,8 +53,8 @@ def test_eval_outputs(evaluated):
 def test_autoattack_at_most_pgd(evaluated):
     result, out = evaluated
     table = pd.read_parquet(out / "per_image.parquet")
-    acc = result["robust_acc"]
-    assert acc["autoattack"] <= acc["pgd40-cw"] <= result["clean_acc"]
+    acc = result["accuracy"]
+    assert acc["autoattack"] <= acc["pgd40-cw"] <= result["clean_accuracy"]
     assert not (table["autoattack_correct"] & ~table["clean_correct"]).any()
     assert acc["pgd40-cw"] > 0  # something left for AutoAttack to attack
 
@@ -81,7 +81,7 @@ def test_killed_autoattack_resumes_with_identical_flags(trained, evaluated, tmp_
     assert done.returncode == 0, done.stderr
     assert first.stat().st_mtime_ns == mtime  # the finished chunk was loaded, not redone
     resumed = json.loads(done.stdout)
-    assert resumed["robust_acc"]["autoattack"] == result["robust_acc"]["autoattack"]
+    assert resumed["accuracy"]["autoattack"] == result["accuracy"]["autoattack"]
     flags = pd.read_parquet(out / "per_image.parquet")["autoattack_correct"]
     assert (flags == pd.read_parquet(reference / "per_image.parquet")["autoattack_correct"]).all()
 

@@ -22,8 +22,8 @@ def test_export_then_evaluate_gives_identical_scores(trained, tmp_path, cli):
     theirs = cli("evaluate", tmp_path / "model.pt", "--arch", "wrn-10-1", *common, "--out", tmp_path / "theirs")
     assert ours.returncode == 0 and theirs.returncode == 0, (ours.stderr, theirs.stderr)
     a, b = ours.json, theirs.json
-    assert (a["clean_acc"], a["robust_acc"], a["loss"]) == (b["clean_acc"], b["robust_acc"], b["loss"])
-    assert 0 < a["robust_acc"]["pgd40-cw"] < a["clean_acc"]
+    assert (a["clean_accuracy"], a["accuracy"], a["loss"]) == (b["clean_accuracy"], b["accuracy"], b["loss"])
+    assert 0 < a["accuracy"]["pgd40-cw"] < a["clean_accuracy"]
     flags = [pd.read_parquet(tmp_path / run / "per_image.parquet")["pgd40-cw_correct"] for run in ("ours", "theirs")]
     assert (flags[0] == flags[1]).all()
 

@@ -32,7 +32,8 @@ def make_run(root: Path, model: str, params: int, samples: int, *, mode: str = "
         loss *= float(np.exp(rng.normal(0, 0.005)))
         acc = max(0.0, 0.95 - 0.6 * loss) if mode == "trades" else 0.01
         lines.append({"step": i * 10, "samples": d, "flops": C * params * d, "lr": 0.1, "train_loss": loss + 0.1,
-                      "clean_acc": min(1.0, acc + 0.2), "pgd_acc": acc, "loss": loss, "time_s": float(i)})
+                      "clean_accuracy": min(1.0, acc + 0.2), "accuracy": acc, "loss": loss,
+                      "time_s": float(i)})
     (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
     if finished:
         (run / "result.json").write_text(json.dumps({"out": str(run), "samples": samples, "final": lines[-1]}))

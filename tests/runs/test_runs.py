@@ -30,11 +30,11 @@ def test_list_states_and_numbers(tmp_path, cli):
     assert runs["wrn-10-1_real_4000"].state == "finished"
     assert runs[running.name].state == "running"
     assert runs[stopped.name].state == "stopped"
-    assert runs[pending.name].state == "pending" and runs[pending.name].best_pgd_acc is None
+    assert runs[pending.name].state == "pending" and runs[pending.name].best_accuracy is None
     r = runs["wrn-10-1_real_4000"]
     metrics = [json.loads(x) for x in (root / r.run / "metrics.jsonl").read_text().splitlines()]
     assert (r.samples_done, r.samples_target, r.params) == (4000, 4000, 78_000)
-    assert r.best_pgd_acc == max(m["pgd_acc"] for m in metrics)
+    assert r.best_accuracy == max(m["accuracy"] for m in metrics)
     assert runs["wrn-10-1_edm-20_8000"].source == "edm-20" and runs["wrn-10-1_edm-20_8000"].fid == 1.82
     out = cli("runs", "list", root, "--json")
     assert out.returncode == 0, out
@@ -63,8 +63,8 @@ def test_collect_one_row_per_evaluation(study_runs, tmp_path, suffix):
 
 
 def test_collect_cli_and_errors(study_runs, tmp_path, cli):
-    r = cli("runs", "collect", study_runs, "--out", tmp_path / "obs.parquet", "--json")
-    assert r.returncode == 0, r
+    r = cli("runs", "collect", study_runs, "--out", tmp_path / "obs.parquet", "--json", no_torch=True)
+    assert r.returncode == 0, r  # run folders are read without torch (robustscale.rundir)
     assert r.json == {"out": str(tmp_path / "obs.parquet"), "rows": 36, "runs": 9, "sources": ["real"]}
     assert len(pd.read_parquet(tmp_path / "obs.parquet")) == 36
     bad = cli("runs", "collect", study_runs, "--out", tmp_path / "obs.xlsx")
@@ -74,3 +74,13 @@ def test_collect_cli_and_errors(study_runs, tmp_path, cli):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RobustscaleError, match="nothing to collect"):
         collect(tmp_path / "empty", tmp_path / "x.csv")
+
+
+def test_collect_refuses_a_synthetic_run_of_unknown_fid(study_runs, tmp_path, cli):
+    """A synthetic run whose config.json has fid null is not real data: no row with fid 0 is written."""
+    make_run(study_runs, "wrn-10-1", 78_000, 8000, synthetic="/data/edm-20", fid=None)
+    assert {r.run: r.fid for r in list_runs(study_runs)}["wrn-10-1_edm-20_8000"] is None
+    r = cli("runs", "collect", study_runs, "--out", tmp_path / "obs.csv")
+    assert r.returncode == 2 and not (tmp_path / "obs.csv").exists()
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "wrn-10-1_edm-20_8000/config.json: fid: unknown" in line, line

@@ -103,8 +103,8 @@ def test_grid_and_dry_run_flops(tmp_path, cli):
     assert [r.name for r in sweep.runs] == [
         "wrn-10-1_real_1k", "wrn-10-1_real_2k", "wrn-10-1_real_2k_standard",
         "wrn-16-1_real_1k", "wrn-16-1_real_2k", "wrn-16-1_real_2k_standard"]
-    assert sweep.runs[0].config["batch_size"] == 32 and sweep.runs[0].config["eval_steps"] == 2
-    assert sweep.runs[2].config["mode"] == "standard"
+    assert sweep.runs[0].config.batch_size == 32 and sweep.runs[0].config.eval_steps == 2
+    assert sweep.runs[2].config.mode == "standard"
     r = cli("sweep", path, "--dry-run", "--json")
     assert r.returncode == 0, r.stderr
     grid = r.json
@@ -155,8 +155,11 @@ def test_sweep_killed_then_resumed_without_redoing_runs(tmp_path, cli):
 
 
 def test_failed_run_does_not_stop_others(tmp_path, cli):
-    broken = tmp_path / "broken-store"
-    broken.mkdir()  # exists, so validation passes, but holds no shards: training it fails
+    from robustscale.data.convert import convert
+
+    # a valid store (the sweep loads) of 2x2 images: training on Fashion-MNIST's 28x28 fails
+    np.savez(tmp_path / "tiny.npz", image=np.zeros((8, 2, 2, 1), np.uint8), label=np.arange(8) % 10)
+    convert(tmp_path / "tiny.npz", tmp_path / "broken-store", fid=3.0)
     path = write_sweep(tmp_path, samples=[64], sources=[{"name": "broken", "path": "broken-store", "fid": 3.0}, "real"])
     r = cli("sweep", path)
     assert r.returncode == 1

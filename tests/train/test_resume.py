@@ -43,4 +43,4 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path, tiny, run_cli, synthetic
     config = json.loads((killed / "config.json").read_text())
     assert config["fid"] == 12.5 and [s["images"] for s in config["sources"]] == [60000 - 64, 10000]
     for x, y in zip(m1, m2):
-        assert (x["pgd_acc"], x["loss"], x["train_loss"]) == (y["pgd_acc"], y["loss"], y["train_loss"])
+        assert (x["accuracy"], x["loss"], x["train_loss"]) == (y["accuracy"], y["loss"], y["train_loss"])

@@ -25,10 +25,11 @@ def test_short_adversarial_run_learns(tmp_path):
     result = train(tiny_config(tmp_path / "run", bn_momentum=0.1, warmup_fraction=0.25), progress=False)
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == [2, 4, 6, 8, 10, 12]
-    assert set(lines[0]) == {"step", "samples", "flops", "lr", "train_loss", "clean_acc", "pgd_acc", "loss", "time_s"}
+    assert set(lines[0]) == {"step", "samples", "flops", "lr", "train_loss", "clean_accuracy", "accuracy",
+                             "loss", "time_s", "images_per_s"}
     # 12 steps: the clean task is learned first; robustness barely starts (0 -> ~0.04 PGD accuracy)
-    assert lines[-1]["clean_acc"] > lines[0]["clean_acc"] + 0.15, lines
-    assert lines[-1]["pgd_acc"] > lines[0]["pgd_acc"], lines
+    assert lines[-1]["clean_accuracy"] > lines[0]["clean_accuracy"] + 0.15, lines
+    assert lines[-1]["accuracy"] > lines[0]["accuracy"], lines
     assert lines[-1]["loss"] < lines[0]["loss"] - 0.1
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["flops_per_sample"] == 27 * config["forward_flops"] and config["fid"] == 0.0
@@ -39,7 +40,7 @@ def test_short_adversarial_run_learns(tmp_path):
     assert config["eps"] == pytest.approx(0.1) and config["step_size"] == pytest.approx(0.025)
     for name in ("model.safetensors", "model.json", "best.safetensors", "best.json", "checkpoint.pt", "result.json"):
         assert (tmp_path / "run" / name).exists(), name
-    assert result["best"]["pgd_acc"] == max(m["pgd_acc"] for m in lines)
+    assert result["best"]["accuracy"] == max(m["accuracy"] for m in lines)
     from robustscale.models.weights import load_model
 
     assert load_model(tmp_path / "run" / "model").get_num_params() == result["params"]
@@ -158,7 +159,8 @@ def test_heldout_scores_are_evaluates_scores(tmp_path):
                                             data_dir=str(data), attack="pgd40-cw", n=16, out=str(tmp_path / "eval"),
                                             device="cpu"), progress=False)
     assert 0 < final["loss"] and abs(scores["loss"] - final["loss"]) < 1e-6, (scores["loss"], final["loss"])
-    assert (scores["clean_acc"], scores["robust_acc"]["pgd40-cw"]) == (final["clean_acc"], final["pgd_acc"])
+    assert scores["clean_accuracy"] == final["clean_accuracy"]
+    assert scores["accuracy"]["pgd40-cw"] == final["accuracy"]
 
 
 def test_synthetic_only_run_records_its_sources_fid(tmp_path, synthetic_store):

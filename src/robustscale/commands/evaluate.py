@@ -63,8 +63,8 @@ def _render(result: dict, folder: Path) -> None:
     out = console()
     out.print(f"[bold]{result['model']}[/] on {result['dataset']} ({result['n']} images, "
               f"eps={result['eps']:.4g})")
-    out.print(f"clean accuracy      {100 * result['clean_acc']:.2f}%")
-    for name, acc in result["robust_acc"].items():
+    out.print(f"clean accuracy      {100 * result['clean_accuracy']:.2f}%")
+    for name, acc in result["accuracy"].items():
         out.print(f"robust ({name:<10}) {100 * acc:.2f}%")
     if result.get("loss") is not None:
         out.print(f"TRADES loss (beta=5, PGD-40-CW) {result['loss']:.4f}")

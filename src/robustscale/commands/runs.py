@@ -29,7 +29,7 @@ def _render_runs(runs_dir: Path, runs: list) -> None:
     for col in ("run", "model", "params", "source", "samples", "state", "best PGD acc"):
         table.add_column(col)
     for r in runs:
-        acc = f"{100 * r.best_pgd_acc:.1f}%" if r.best_pgd_acc is not None else "-"
+        acc = f"{100 * r.best_accuracy:.1f}%" if r.best_accuracy is not None else "-"
         table.add_row(r.run, r.model, f"{r.params:,}", r.source, f"{r.samples_done:,}/{r.samples_target:,}",
                       r.state, acc)
     Console(width=max(120, Console().width)).print(table)

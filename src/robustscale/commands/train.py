@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -41,6 +40,12 @@ def train_command(
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default on CUDA)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model."),
     sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across processes (CUDA)."),
+    fid: Optional[float] = typer.Option(None, "--fid", help="FID of the --synthetic data, if its store's "
+                                        "manifest has none (it must agree with the manifest's otherwise)."),
+    source: Optional[str] = typer.Option(None, "--source", help="Name of the data source in the observations "
+                                         "(default: real, or the synthetic stores' names)."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard event files "
+                                     "(OUT/tensorboard) of the metrics.jsonl scalars."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     json_output: JsonOption = False,
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
@@ -50,7 +55,8 @@ def train_command(
     With --resume and no --model/--data/--samples, the run's own config.json supplies them.
     Multi-GPU: torchrun --nproc-per-node K -m robustscale train ...
     """
-    from robustscale.train import TrainConfig, parse_samples, train
+    from robustscale.train import parse_samples, train_run
+    from robustscale.train.distributed import is_main_process
 
     given = {"model": model, "dataset": data, "samples": samples, "data_dir": data_dir and str(data_dir),
              "synthetic": [str(s) for s in synthetic] if synthetic else None, "real_fraction": real_fraction,
@@ -58,19 +64,17 @@ def train_command(
              "eval_images": eval_images, "eval_steps": eval_steps, "epoch_samples": epoch_samples,
              "eval_every": parse_samples(eval_every, "eval_every") if eval_every else None,
              "checkpoint_every": checkpoint_every, "accum_steps": accum_steps, "seed": seed, "device": device,
-             "bf16": bf16, "compile": compile or None, "sync_bn": sync_bn or None}
-    if resume:
-        config = TrainConfig.for_resume(out, **given)
-    else:
-        config = TrainConfig.from_dict({**{k: v for k, v in given.items() if v is not None}, "out": str(out)})
-    result = train(config, resume=resume, progress=not no_progress)
+             "bf16": bf16, "compile": compile or None, "sync_bn": sync_bn or None, "fid": fid,
+             "source": source, "tensorboard": tensorboard or None}
+    result = train_run(out, resume=resume, progress=not no_progress, **given)
     # Under torchrun every rank returns the same result: one copy on stdout is enough.
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         emit(result, json_output, _render)
 
 
 def _render(result: dict) -> None:
     final = result["final"]
     print(f"{result['out']}: {result['steps']} steps, {result['samples']} samples, {result['flops']:.3g} FLOPs; "
-          f"held-out clean {final['clean_acc']:.4f}, PGD-40 {final['pgd_acc']:.4f}, loss {final['loss']:.4f}; "
-          f"best PGD-40 {result['best']['pgd_acc']:.4f} at step {result['best']['step']}")
+          f"held-out clean {final['clean_accuracy']:.4f}, PGD-40 {final['accuracy']:.4f}, "
+          f"loss {final['loss']:.4f}; "
+          f"best PGD-40 {result['best']['accuracy']:.4f} at step {result['best']['step']}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import BinaryIO
@@ -161,6 +162,27 @@ def open_store(path: str | os.PathLike, verify: bool = False, progress: bool = F
     if verify:
         store.verify(progress=progress)
     return store
+
+
+def pool_fid(stores: list["ShardStore"], declared: float | None = None, field: str = "fid") -> float:
+    """The FID of synthetic stores drawn as one pool: `declared` if given, else the manifests' FIDs
+    weighted by store size. Never invented: a declared FID that disagrees with the manifests', or no
+    FID anywhere, is a RobustscaleError naming `field` and the store."""
+    manifest = None
+    if all(s.fid is not None for s in stores):
+        manifest = sum(s.fid * len(s) for s in stores) / sum(len(s) for s in stores)
+    if declared is not None:
+        if manifest is not None and not math.isclose(declared, manifest, rel_tol=1e-6, abs_tol=1e-9):
+            where = ", ".join(str(s.path / "manifest.json") for s in stores)
+            raise RobustscaleError(f"{field}: {declared:g} disagrees with the FID {manifest:g} recorded in "
+                                   f"{where}")
+        return float(declared)
+    if manifest is None:
+        store = next(s for s in stores if s.fid is None)
+        raise RobustscaleError(f"{field}: synthetic store {store.name!r} has no FID, neither given nor in "
+                               f"{store.path / 'manifest.json'}; give it (--fid, a sweep source's fid) or "
+                               f"measure it (`robustscale data fid`)")
+    return manifest
 
 
 def set_fid(path: str | os.PathLike, fid: float) -> dict:

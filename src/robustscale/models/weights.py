@@ -21,7 +21,9 @@ def checkpoint_stem(path: str | os.PathLike) -> Path:
     """The `<stem>` of a checkpoint given as a run dir (its model.*), either file, or the stem."""
     path = Path(path)
     if path.is_dir():
-        return path / "model"
+        from robustscale.rundir import RunDir
+
+        return RunDir(path).model_stem
     return path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
 
 

@@ -96,7 +96,7 @@ def candidates(sweep: SweepSpec) -> list:
 
     out = []
     for model in dict.fromkeys(r.model for r in sweep.runs):
-        dataset = next(r.config["dataset"] for r in sweep.runs if r.model == model)
+        dataset = next(r.config.dataset for r in sweep.runs if r.model == model)
         cost = flops_summary(model, dataset_info(dataset).shape, "trades")
         out.append(Candidate(params=float(cost["params"]), flops_per_sample=float(cost["train_flops_per_sample"]),
                              model=model))

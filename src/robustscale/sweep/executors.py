@@ -16,18 +16,20 @@ instead of blocking the sweep forever.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import subprocess
 import sys
 import time
 import traceback
-from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from robustscale.data.datasets import check_dataset
 from robustscale.errors import RobustscaleError
+from robustscale.rundir import RunDir
 from robustscale.sweep.spec import SweepRun, SweepSpec, tasks_per_node
+
+if TYPE_CHECKING:
+    from robustscale.train.config import TrainConfig
 
 POLL_S = 2.0  # seconds between two looks at the submitted jobs (one sacct call for all of them)
 STATE_TIMEOUT_S = 300.0  # a job neither in the queue nor in accounting for this long has failed
@@ -48,12 +50,13 @@ def export_slurm_distributed() -> int:
     return env.world_size
 
 
-def run_one(config: dict) -> dict:
+def run_one(config: TrainConfig | dict) -> dict:
     """Train one run to completion, resuming from its checkpoint if one exists; result.json content."""
     from robustscale.train import TrainConfig, train
+    from robustscale.train.distributed import is_main_process
 
-    cfg = TrainConfig.from_dict(config)
-    if (Path(cfg.out) / "checkpoint.pt").is_file() and int(os.environ.get("RANK", "0")) == 0:
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    if RunDir(cfg.out).has_checkpoint() and is_main_process():
         print(f"[sweep] resuming {cfg.out} from its checkpoint", file=sys.stderr, flush=True)  # a requeue's trace
     # resume=True also covers a run killed before its first checkpoint: it then starts afresh.
     return train(cfg, resume=True, progress=False)
@@ -130,7 +133,7 @@ def run_sweep(sweep: SweepSpec, executor: str = "local", max_parallel: int = 1,
             notify(r, "skipped")
     if executor == "local":
         # a missing dataset is one error before any work, not the same failure once per run
-        for dataset, data_dir in sorted({(r.config["dataset"], r.config.get("data_dir")) for r in todo}, key=str):
+        for dataset, data_dir in sorted({(r.config.dataset, r.config.data_dir) for r in todo}, key=str):
             check_dataset(dataset, data_dir)
         finished, failed = _run_local(todo, max_parallel, notify)
     else:

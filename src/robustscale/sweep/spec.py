@@ -19,7 +19,10 @@ A sweep file describes the grid once (paper §3.1: models x sample budgets x dat
 
 `load_sweep(path)` validates everything (models, budgets, sources, overrides, that the batch
 splits over the run's processes) before anything runs; stores are opened cheaply (manifest and
-sizes, no hashing), so loading a sweep over a 300M-image store takes milliseconds. A run whose
+sizes, no hashing), so loading a sweep over a 300M-image store takes milliseconds. A synthetic
+source's FID is the sweep file's or its store manifest's (they must agree); with neither, the
+sweep is refused. Each run carries its resolved TrainConfig, source name and FID included, which
+the trainer records in the run's config.json. A run whose
 Slurm resources ask for more than one task (`nodes` x `tasks_per_node`) is one DDP job of that
 world size; with `gpus_per_node` > 1 and no `tasks_per_node`, one task per GPU.
 Running the grid is `robustscale.sweep.executors`.
@@ -30,16 +33,20 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robustscale.errors import RobustscaleError
+from robustscale.rundir import RunDir
+
+if TYPE_CHECKING:
+    from robustscale.train.config import TrainConfig
 
 SWEEP_KEYS = ("dataset", "data_dir", "out", "models", "samples", "sources", "baselines", "train",
               "evaluation", "slurm", "name", "design")
 # Evaluation attack settings of a run (§3.1: PGD-40 on the CW loss on held-out images).
 EVALUATION_KEYS = ("eval_every", "eval_images", "eval_steps")
 # Keys the sweep fixes per run: overriding them in `train:` would break the grid.
-GRID_KEYS = ("model", "dataset", "data_dir", "samples", "out", "synthetic", "mode")
+GRID_KEYS = ("model", "dataset", "data_dir", "samples", "out", "synthetic", "mode", "source", "fid")
 SLURM_KEYS = ("partition", "cpus_per_task", "gpus_per_node", "mem_gb", "timeout_min", "nodes",
               "tasks_per_node", "constraint", "account", "qos", "additional_parameters")
 DEFAULT_SLURM = {"cpus_per_task": 2, "mem_gb": 8, "timeout_min": 24 * 60, "gpus_per_node": 0}
@@ -48,7 +55,8 @@ REAL_SOURCE = "real"
 
 @dataclasses.dataclass(frozen=True)
 class SweepRun:
-    """One training run of the grid: its name, its TrainConfig dict and its Slurm resources."""
+    """One training run of the grid: its name, its resolved TrainConfig (source name and FID included)
+    and its Slurm resources."""
 
     name: str
     model: str
@@ -56,16 +64,20 @@ class SweepRun:
     source: str
     fid: float
     mode: str
-    config: dict[str, Any]
+    config: TrainConfig
     slurm: dict[str, Any]
 
     @property
     def out(self) -> Path:
-        return Path(self.config["out"])
+        return Path(self.config.out)
+
+    @property
+    def run_dir(self) -> RunDir:
+        return RunDir(self.config.out)
 
     @property
     def finished(self) -> bool:
-        return (self.out / "result.json").is_file()
+        return self.run_dir.is_finished()
 
     @property
     def world_size(self) -> int:
@@ -169,14 +181,17 @@ def _source(entry: Any, field: str, base: Path, verify: bool = False) -> dict:
     if not path.exists():
         raise RobustscaleError(f"{field}.path: data source {name!r} not found at {path}")
     fid = entry.get("fid")
-    if fid is None or verify:
-        from robustscale.data.store import open_store
-
-        store = open_store(path, verify=verify)  # without verify: manifest and sizes only, no hashing
-        fid = store.fid if fid is None else fid
-    if not isinstance(fid, (int, float)) or isinstance(fid, bool) or fid < 0:
+    if fid is not None and (not isinstance(fid, (int, float)) or isinstance(fid, bool) or not fid >= 0
+                            or fid == float("inf")):
         raise RobustscaleError(f"{field}.fid: expected the source's FID, a number >= 0, got {fid!r}")
-    out = {"name": name, "path": str(path), "fid": float(fid)}
+    from robustscale.data.store import open_store, pool_fid
+
+    try:
+        store = open_store(path, verify=verify)  # without verify: manifest and sizes only, no hashing
+        fid = pool_fid([store], fid)  # the sweep's FID, checked against the manifest's, or the manifest's
+    except RobustscaleError as e:
+        raise RobustscaleError(f"{field}: source {name!r}: {e}") from None
+    out = {"name": name, "path": str(path), "fid": fid}
     if "real_fraction" in entry:
         out["real_fraction"] = entry["real_fraction"]
     return out
@@ -269,7 +284,8 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
                     name += "_standard"
                 config = {**overrides, "model": model, "dataset": dataset, "data_dir": data_dir,
                           "samples": samples, "out": str(out / name), "mode": mode,
-                          "synthetic": [source["path"]] if source["path"] else []}
+                          "synthetic": [source["path"]] if source["path"] else [],
+                          "source": source["name"], "fid": source["fid"]}
                 if "real_fraction" in source:
                     config["real_fraction"] = source["real_fraction"]
                 slurm = {**sweep_slurm, **model_slurm}
@@ -282,7 +298,8 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
                     raise RobustscaleError(f"{where}: train.batch_size: {resolved.batch_size} does not split "
                                            f"into {world_size(slurm)} Slurm tasks x {resolved.accum_steps} "
                                            f"micro-batches (run {name})")
-                runs.append(SweepRun(name, model, samples, source["name"], source["fid"], mode, config, slurm))
+                runs.append(SweepRun(name, model, samples, source["name"], source["fid"], mode, resolved,
+                                     slurm))
     seen = set()
     for r in runs:
         if r.name in seen:
@@ -303,16 +320,15 @@ def plan(sweep: SweepSpec) -> dict:
 
     from robustscale.data.datasets import dataset_info
     from robustscale.flops import flops_summary
-    from robustscale.train.config import TrainConfig
 
     costs: dict[tuple, dict] = {}
     rows = []
     for r in sweep.runs:
-        key = (r.model, r.config["dataset"], r.mode)
+        key = (r.model, r.config.dataset, r.mode)
         if key not in costs:
-            costs[key] = flops_summary(r.model, dataset_info(r.config["dataset"]).shape, r.mode)
+            costs[key] = flops_summary(r.model, dataset_info(r.config.dataset).shape, r.mode)
         cost = costs[key]
-        batch = TrainConfig.from_dict(r.config).resolved().batch_size
+        batch = r.config.batch_size
         trained = math.ceil(r.samples / batch) * batch  # whole steps, as the trainer records them
         rows.append({"run": r.name, "model": r.model, "params": cost["params"], "source": r.source,
                      "fid": r.fid, "samples": r.samples, "mode": r.mode, "world_size": r.world_size,

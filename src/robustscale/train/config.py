@@ -15,11 +15,9 @@ records exactly what ran; `TrainConfig.for_resume(out, **changes)` rebuilds a ru
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 from robustscale.data.sampler import REAL_FRACTION
@@ -69,6 +67,10 @@ class TrainConfig:
     # scaling-law runs (App. E; reference `example_run_for_scaling_laws.json`: unsup_fraction 1). The
     # held-out evaluation always uses real images.
     real_fraction: float = REAL_FRACTION
+    # FID of the synthetic pool, as declared (a sweep source's `fid`, `--fid`); None -> the stores' manifests.
+    # A synthetic run whose FID is known nowhere is refused: the FID is an input of the law (§3.2.2).
+    fid: float | None = None
+    source: str | None = None  # the data source's name (a sweep source's); None: "real" or the stores' names
     mode: str = "trades"  # "standard" = plain cross-entropy training, everything else the same
     batch_size: int | None = None  # None -> paper_batch_and_lr(samples), App. D
     lr: float | None = None  # peak learning rate; None -> paper_batch_and_lr(samples), App. D
@@ -108,6 +110,7 @@ class TrainConfig:
     channels_last: bool | None = None
     compile: bool = False  # torch.compile the model (CUDA)
     sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only: torch refuses it on CPU)
+    tensorboard: bool = False  # also write TensorBoard event files beside metrics.jsonl (rundir.RunDir)
 
     def __post_init__(self):
         self.synthetic = [str(s) for s in (self.synthetic or [])]
@@ -130,6 +133,11 @@ class TrainConfig:
         need(0 <= self.real_fraction <= 1, "real_fraction", "a number in [0, 1]")
         need(self.real_fraction > 0 or bool(self.synthetic), "real_fraction",
              "a number > 0 without synthetic data (0 trains on synthetic data only)")
+        fid_ok = (isinstance(self.fid, (int, float)) and not isinstance(self.fid, bool)
+                  and math.isfinite(self.fid))
+        need(self.fid is None or (fid_ok and self.fid >= 0), "fid", "a number >= 0 or null")
+        need(self.fid is None or bool(self.synthetic) or self.fid == 0, "fid",
+             "0 or null without synthetic data (real data's FID is 0)")
         need(self.attack_start in ATTACK_STARTS, "attack_start", f"one of {', '.join(ATTACK_STARTS)}")
         for f in ("batch_size", "eval_every", "checkpoint_every"):
             v = getattr(self, f)
@@ -176,14 +184,13 @@ class TrainConfig:
         Without a config.json (the run never started) `changes` must hold the whole config. The trainer
         refuses changes that alter what the run computes (see trainer.RESUMABLE_CHANGES).
         """
-        stored = Path(out) / "config.json"
+        from robustscale.rundir import RunDir
+
+        run = RunDir(out)
         names = {f.name for f in dataclasses.fields(cls)}
         base: dict[str, Any] = {}
-        if stored.exists():
-            try:
-                base = {k: v for k, v in json.loads(stored.read_text()).items() if k in names}
-            except json.JSONDecodeError as e:
-                raise RobustscaleError(f"{stored}: unreadable run config ({e})") from None
+        if run.is_run():
+            base = {k: v for k, v in run.read_config().items() if k in names}
         base.update({k: v for k, v in changes.items() if v is not None})
         base["out"] = str(out)
         return cls.from_dict(base)

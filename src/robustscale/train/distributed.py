@@ -31,12 +31,22 @@ class DistInfo:
         return self.world_size > 1
 
 
+def process_rank() -> int:
+    """This process's rank as torchrun (or the sweep's Slurm executor) set it; 0 outside a DDP job."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main_process() -> bool:
+    """Rank 0, the process that writes and prints (true outside a DDP job); no process group needed."""
+    return process_rank() == 0
+
+
 def init_distributed(device_type: str) -> DistInfo:
     """Join the process group the environment describes (if any) and return this process's place in it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    info = DistInfo(process_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
         if device_type == "cuda":
             torch.cuda.set_device(info.local_rank)

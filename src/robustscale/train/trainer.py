@@ -14,9 +14,10 @@ draws.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
-import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -30,9 +31,9 @@ from robustscale.data.augment import random_crop_flip
 from robustscale.data.datasets import images_to_tensor, load_dataset
 from robustscale.data.sampler import ArraySource, MixingSampler
 from robustscale.errors import RobustscaleError
-from robustscale.fileio import dumps, write_json, write_text
-from robustscale.progress import progress_bar
 from robustscale.models.wideresnet import BN_MOMENTUM, set_bn_momentum
+from robustscale.progress import progress_bar
+from robustscale.rundir import RunDir
 from robustscale.train import distributed
 from robustscale.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from robustscale.train.config import TrainConfig
@@ -45,14 +46,31 @@ CUDA_SYNC_EVERY = 100  # steps between non-finite-loss checks on CUDA (a check i
 # Fewer epochs than this and the per-epoch learning-rate schedule is too coarse to follow (warned).
 MIN_SCHEDULED_EPOCHS = 10
 _AUGMENT, _ATTACK = 1, 2  # purposes of the per-step generators
+# metrics.jsonl keys also written as TensorBoard scalars (tag = key) with `tensorboard: true`
+TENSORBOARD_SCALARS = ("loss", "accuracy", "clean_accuracy", "train_loss", "lr", "images_per_s")
 # config fields that may change on resume: where the run lives and how fast it runs, not what it computes
-RESUMABLE_CHANGES = ("out", "data_dir", "synthetic", "device", "compile", "checkpoint_every")
+RESUMABLE_CHANGES = ("out", "data_dir", "synthetic", "device", "compile", "checkpoint_every", "tensorboard")
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train a model as `config` says; return the result.json content. To continue a run, pass
-    `TrainConfig.for_resume(out)` and resume=True."""
+    """Train a model as `config` says; return the result.json content. resume=True continues the run
+    in config.out from its checkpoint (or starts it, if it has none); see also `train_run`."""
     return Trainer(config, resume=resume, progress=progress).run()
+
+
+def train_run(out: str | os.PathLike, *, resume: bool = False, progress: bool = True, **settings) -> dict:
+    """Train into the run folder `out` from `settings` (TrainConfig fields; None values ignored).
+
+    resume=True continues the run in `out`: its config.json supplies every setting not given (a run
+    killed before writing one needs them all), its checkpoint the state; settings may change only
+    where the run lives and how fast it runs (RESUMABLE_CHANGES). Returns the result.json content.
+    """
+    if resume:
+        config = TrainConfig.for_resume(out, **settings)
+    else:
+        given = {k: v for k, v in settings.items() if v is not None}
+        config = TrainConfig.from_dict({**given, "out": str(out)})
+    return train(config, resume=resume, progress=progress)
 
 
 class Trainer:
@@ -61,6 +79,7 @@ class Trainer:
 
         self.cfg = cfg = config.resolved()
         self.out = Path(cfg.out)
+        self.run_dir = RunDir(cfg.out)
         self.resume = resume
         device_type = (cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")).split(":")[0]
         if device_type == "cuda" and not torch.cuda.is_available():
@@ -80,14 +99,23 @@ class Trainer:
         if cfg.sync_bn and self.dist.enabled and not self.is_cuda:
             raise RobustscaleError("sync_bn: needs CUDA (torch's SyncBatchNorm refuses CPU tensors)")
         self._check_run_dir()
+        if cfg.tensorboard:
+            try:  # torch writes the event files through the tensorboard package (the `train` extra)
+                from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+            except ImportError:
+                raise RobustscaleError("tensorboard: needs the tensorboard package (pip install tensorboard)") from None
         self.bf16 = cfg.bf16 if cfg.bf16 is not None else self.is_cuda
         self.channels_last = cfg.channels_last if cfg.channels_last is not None else True
         self.autocast_dtype = torch.bfloat16 if self.bf16 else None
         self._build_data()
+        # the FID and source name found, as config.json and the checkpoint record them
+        self.cfg = cfg = dataclasses.replace(cfg, fid=self.fid, source=self.source)
         self.total_steps = math.ceil(cfg.samples / cfg.batch_size)
         self.steps_per_epoch = math.ceil(cfg.epoch_samples / cfg.batch_size)
         self._build_model()
-        self.step, self.best_pgd_acc, self.best_step, self.time_s, self.lr = 0, -1.0, None, 0.0, cfg.lr
+        self.step, self.best_accuracy, self.best_step, self.time_s, self.lr = 0, -1.0, None, 0.0, cfg.lr
+        self.last_eval = (0, 0.0)  # (step, time_s) of the last evaluation: images/s between two of them
+        self.tensorboard = None
         self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
         self.first_bad_step = torch.full((), -1, device=self.device, dtype=torch.long)
         self._generators: dict[tuple, torch.Generator] = {}
@@ -95,8 +123,8 @@ class Trainer:
     # --- setup --------------------------------------------------------------------------------
 
     def _check_run_dir(self) -> None:
-        self.finished = self.resume and (self.out / "result.json").exists()
-        if self.out.exists() and any(self.out.iterdir()) and not self.resume:
+        self.finished = self.resume and self.run_dir.is_finished()
+        if not self.run_dir.is_empty() and not self.resume:
             raise RobustscaleError(f"{self.out}: run directory exists and is not empty; resume the run "
                                    f"(resume=True) or choose another out")
 
@@ -111,7 +139,7 @@ class Trainer:
         real = ArraySource(images[kept], labels[kept], name=cfg.dataset, fid=0.0)
         stores = []
         if cfg.synthetic:
-            from robustscale.data.store import open_store
+            from robustscale.data.store import open_store, pool_fid
 
             classes = int(labels.max()) + 1
             for path in cfg.synthetic:
@@ -124,12 +152,9 @@ class Trainer:
                          "images": len(real)}]
         self.sources += [{"name": s.name, "fid": s.fid, "path": p, "real": False, "images": len(s)}
                          for s, p in zip(stores, cfg.synthetic)]
-        if not stores:
-            self.fid = 0.0
-        elif any(s.fid is None for s in stores):
-            self.fid = None
-        else:  # several stores form one pool: its FID weighted by how much each contributes
-            self.fid = sum(s.fid * len(s) for s in stores) / sum(len(s) for s in stores)
+        # never invented: the declared FID (checked against the manifests) or the manifests'; else an error
+        self.fid = pool_fid(stores, cfg.fid) if stores else 0.0
+        self.source = cfg.source or ("+".join(s.name for s in stores) if stores else "real")
         self.sampler = MixingSampler(real, stores, cfg.batch_size, cfg.real_fraction, cfg.seed,
                                      self.dist.rank, self.dist.world_size)
 
@@ -233,68 +258,74 @@ class Trainer:
         y = torch.from_numpy(y_all)
         r = robust_evaluation(self.ema.model, images_to_tensor(x_all), y, eps=self.cfg.eps,
                               steps=self.cfg.eval_steps, seed=EVAL_SEED)
-        return {"clean_acc": (r["clean_pred"] == y).float().mean().item(),
-                "pgd_acc": (r["adv_pred"] == y).float().mean().item(), "loss": r["loss"].mean().item()}
+        return {"clean_accuracy": (r["clean_pred"] == y).float().mean().item(),
+                "accuracy": (r["adv_pred"] == y).float().mean().item(), "loss": r["loss"].mean().item()}
 
     # --- state ----------------------------------------------------------------------------------
 
     def _config_record(self) -> dict:
         return {**self.cfg.asdict(), "params": self.params, "forward_flops": self.forward_flops,
-                "flops_per_sample": self.flops_per_sample, "sources": self.sources, "fid": self.fid,
+                "flops_per_sample": self.flops_per_sample, "sources": self.sources,
                 "total_steps": self.total_steps, "world_size": self.dist.world_size}
 
     def state_dict(self) -> dict:
         return {"step": self.step, "config": self.cfg.asdict(), "model": self.model.state_dict(),
                 "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "sampler": self.sampler.state_dict(), "rng": rng_state(), "best_pgd_acc": self.best_pgd_acc,
+                "sampler": self.sampler.state_dict(), "rng": rng_state(), "best_accuracy": self.best_accuracy,
                 "best_step": self.best_step, "loss_sum": self.loss_sum.cpu(), "loss_count": self.loss_count,
-                "time_s": self.time_s, "lr": self.lr}
+                "time_s": self.time_s, "lr": self.lr, "last_eval": self.last_eval}
 
     def load_state_dict(self, state: dict) -> None:
         old, new = state["config"], self.cfg.asdict()
-        for key in new:
-            if key not in RESUMABLE_CHANGES and old.get(key) != new[key]:
-                raise RobustscaleError(f"{self.out / 'checkpoint.pt'}: {key} was {old.get(key)!r}, now "
+        for key in new:  # a field newer than the checkpoint (absent from it) had its default's meaning
+            if key not in RESUMABLE_CHANGES and key in old and old[key] != new[key]:
+                raise RobustscaleError(f"{self.run_dir.checkpoint_path}: {key} was {old.get(key)!r}, now "
                                        f"{new[key]!r}; resume with the run's settings")
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
         set_rng_state(state["rng"])
-        self.step, self.best_pgd_acc, self.best_step = state["step"], state["best_pgd_acc"], state["best_step"]
+        self.step, self.best_step = state["step"], state["best_step"]
+        self.best_accuracy = state.get("best_accuracy", state.get("best_pgd_acc"))  # older checkpoints' name
         self.loss_sum, self.loss_count = state["loss_sum"].to(self.device), state["loss_count"]
         self.time_s, self.lr = state["time_s"], state["lr"]
+        self.last_eval = tuple(state.get("last_eval", (self.step, self.time_s)))
 
     def save(self, path: Path | None = None) -> None:
         if self.dist.is_main:
-            save_checkpoint(path or self.out / "checkpoint.pt", self.state_dict())
+            save_checkpoint(path or self.run_dir.checkpoint_path, self.state_dict())
         distributed.barrier(self.dist)
 
     def _restore(self) -> None:
-        """Fresh run: write config.json. Resume: load the checkpoint, drop metrics past it."""
-        ckpt = self.out / "checkpoint.pt"
-        if self.resume and ckpt.exists():
-            self.load_state_dict(load_checkpoint(ckpt))
-            metrics = self.out / "metrics.jsonl"
-            if self.dist.is_main and metrics.exists():
-                lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
-                keep = [ln for ln in lines if json.loads(ln)["step"] <= self.step]
-                if len(keep) != len(lines):
-                    write_text(metrics, "".join(ln + "\n" for ln in keep))
+        """Fresh run: write config.json. Resume: load the checkpoint, drop metrics past it (the steps
+        after the checkpoint are trained again and must not be recorded twice)."""
+        run = self.run_dir
+        if self.resume and run.has_checkpoint():
+            self.load_state_dict(load_checkpoint(run.checkpoint_path))
+            if self.dist.is_main:
+                run.truncate_metrics(self.step)
             self.console.print(f"[train] resumed {self.out} at step {self.step}/{self.total_steps}")
         elif self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "metrics.jsonl").unlink(missing_ok=True)
-            write_json(self.out / "config.json", self._config_record())
+            run.clear_metrics()
+            run.write_config(self._config_record())
+        if self.cfg.tensorboard and self.dist.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step: events a killed run logged after its checkpoint are dropped, as metrics.jsonl's are
+            purge = self.step + 1 if self.step else None
+            self.tensorboard = SummaryWriter(str(run.tensorboard_dir), purge_step=purge)
         distributed.barrier(self.dist)
 
     def _check_finite(self) -> None:
         bad = int(self.first_bad_step.item())
         if bad >= 0:
-            self.save(self.out / "nonfinite.pt")
+            self.save(self.run_dir.nonfinite_path)
             raise RobustscaleError(f"{self.out}: training loss became non-finite at step {bad} (sample "
-                                   f"{bad * self.cfg.batch_size}); state saved to {self.out / 'nonfinite.pt'}, "
-                                   f"last good checkpoint {self.out / 'checkpoint.pt'}")
+                                   f"{bad * self.cfg.batch_size}); state saved to "
+                                   f"{self.run_dir.nonfinite_path}, last good checkpoint "
+                                   f"{self.run_dir.checkpoint_path}")
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -307,20 +338,29 @@ class Trainer:
 
         scores = self.evaluate()
         samples = done * self.cfg.batch_size
+        since_step, since_time = self.last_eval
+        seconds = self.time_s - since_time
         line = {"step": done, "samples": samples, "flops": samples * self.flops_per_sample, "lr": self.lr,
                 "train_loss": self.loss_sum.item() / max(1, self.loss_count), **scores,
-                "time_s": round(self.time_s, 3)}
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(dumps(line) + "\n")  # non-finite values as null, like every JSON we write
-            f.flush()
-        if scores["pgd_acc"] > self.best_pgd_acc:
-            self.best_pgd_acc, self.best_step = scores["pgd_acc"], done
-            save_model(self.ema.model, self.out / "best", metadata=line)
+                "time_s": round(self.time_s, 3),
+                # training images per second since the last evaluation (training steps only, not evaluations)
+                "images_per_s": round((done - since_step) * self.cfg.batch_size / seconds, 3) if seconds > 0
+                else None}
+        self.last_eval = (done, self.time_s)
+        self.run_dir.append_metrics(line)
+        if self.tensorboard is not None:
+            for key in TENSORBOARD_SCALARS:
+                if line[key] is not None:
+                    self.tensorboard.add_scalar(key, line[key], done)
+            self.tensorboard.flush()
+        if scores["accuracy"] > self.best_accuracy:
+            self.best_accuracy, self.best_step = scores["accuracy"], done
+            save_model(self.ema.model, self.run_dir.best_stem, metadata=line)
         return line
 
     def run(self) -> dict:
         if self.finished:
-            return json.loads((self.out / "result.json").read_text())
+            return self.run_dir.read_result()
         self._restore()
         cfg = self.cfg
         if self.sampler.synthetic_size and self.total_steps * self.sampler.n_synthetic > self.sampler.synthetic_size:
@@ -367,7 +407,7 @@ class Trainer:
                     self.loss_sum = distributed.mean_over_ranks(self.dist, self.loss_sum)
                     if self.dist.is_main:
                         last = self._record_evaluation(done)
-                        advance(0, status=f"pgd {last['pgd_acc']:.3f} clean {last['clean_acc']:.3f} "
+                        advance(0, status=f"pgd {last['accuracy']:.3f} clean {last['clean_accuracy']:.3f} "
                                           f"loss {last['loss']:.3f}")
                     self.loss_sum, self.loss_count = torch.zeros_like(self.loss_sum), 0
                     self.model.train()
@@ -382,18 +422,20 @@ class Trainer:
         result = None
         if self.dist.is_main:
             if last is None:  # resumed after the final evaluation was written
-                last = json.loads((self.out / "metrics.jsonl").read_text().splitlines()[-1])
+                last = self.run_dir.read_metrics()[-1]
+            if self.tensorboard is not None:
+                self.tensorboard.close()
             self.ema.copy_bn_stats(self.model)
-            save_model(self.ema.model, self.out / "model", metadata=last)
+            save_model(self.ema.model, self.run_dir.model_stem, metadata=last)
             samples = self.total_steps * self.cfg.batch_size
             result = {"out": str(self.out), "model": self.cfg.model, "dataset": self.cfg.dataset,
                       "mode": self.cfg.mode, "params": self.params, "samples": samples, "steps": self.total_steps,
                       "flops": samples * self.flops_per_sample, "fid": self.fid, "time_s": round(self.time_s, 3),
                       "synthetic_passes": self.sampler.synthetic_passes, "final": last,
-                      "best": {"step": self.best_step, "pgd_acc": self.best_pgd_acc},
-                      "model_path": str(self.out / "model.safetensors"),
-                      "best_path": str(self.out / "best.safetensors")}
-            write_json(self.out / "result.json", result)
+                      "source": self.source, "best": {"step": self.best_step, "accuracy": self.best_accuracy},
+                      "model_path": str(self.run_dir.model_stem.with_suffix(".safetensors")),
+                      "best_path": str(self.run_dir.best_stem.with_suffix(".safetensors"))}
+            self.run_dir.write_result(result)
         result = distributed.broadcast_object(self.dist, result)
         # the DDP wrapper goes before its process group: destroying a gloo group under a live DDP
         # module aborts some processes at exit ("terminate called without an active exception")
