@@ -11,7 +11,12 @@ held-out images, so a point's accuracy has a standard error of at most 1.6 point
 preset is the paper's study (§3.1, Table 2 sizes, 5M-30M samples) for a GPU machine.
 
 Throughput behind the preset (`bench/bench_demo.py --threads 1`: TRADES with 2 attack steps at batch
-32, channels_last, one thread): THROUGHPUT. The demo runs its runs side by side on one thread each,
+32, channels_last, one thread; measured on 2 AMD EPYC cores at load 1-2, so a lower bound): wrn-10-1
+~226 images/s, wrn-16-1 ~118, wrn-28-1 ~56, i.e. ~1.2e11 counted FLOPs/s per run (the FLOPs count's
+27 forwards a sample). The former 16-run demo (1.2e14 FLOPs) trained in 291 s on an idle 2-core
+machine without channels_last, ~4e11 counted FLOPs/s for two runs; with channels_last (1.13-1.52x)
+the first round's 8.5e13 FLOPs take ~3 min there and SECOND_ROUND_FLOPS under 1.5 min. The demo runs its
+runs side by side on one thread each,
 costliest first: two single-thread runs keep both cores busy with no synchronisation between
 threads, and on a machine shared with other work a two-thread run stalls badly (2,048 samples of
 wrn-10-1 trained in 128 s on two threads, 6.5 s on one, both at load 6-8).
@@ -22,8 +27,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from robustscale.data.datasets import check_dataset
 from robustscale.errors import RobustscaleError
@@ -31,10 +36,11 @@ from robustscale.fileio import write_json, write_text
 from robustscale.rundir import RunDir
 
 # The demo's length in one number: the training FLOPs (the one FLOPs count) of its second round, the
-# runs `suggest` chooses. The first round (3 sizes x 3 budgets + 3 standard baselines) is 8.4e13 FLOPs,
-# ~2.7 min of training on an idle 2-core machine at the ~5e11 counted FLOPs/s of bench/bench_demo.py; this
-# round adds 1 min (two runs side by side) to 2 min (one run alone). Fit, suggest and report: ~0.5 min.
-SECOND_ROUND_FLOPS = 3e13
+# runs `suggest` chooses. On an idle 2-core machine two runs side by side train ~5e11 counted FLOPs/s
+# (the former 16-run demo: 1.2e14 FLOPs in 291 s, x1.26 for channels_last): the first round (3 sizes x 3
+# budgets + 3 standard baselines, 8.5e13 FLOPs) ~3.5 min with its evaluations, this round 40 s (two runs
+# side by side) to 80 s (one run alone), fits, suggestion and report ~0.5 min: ~5 min in all.
+SECOND_ROUND_FLOPS = 2e13
 
 PRESETS = {
     "fashion-mnist": {

@@ -44,9 +44,13 @@ def sweep(
     from robustscale.progress import progress_bar
 
     if spec.design is not None:  # an adaptive sweep: rounds of runs, fit and suggestion (sweep.design)
-        from robustscale.sweep.design import render_design, run_design
+        from robustscale.sweep.design import current_round, render_design, run_design
 
-        with progress_bar(spec.design.rounds, "design") as advance:
+        k = current_round(spec)
+        if k > 1:
+            err.print(f"design: going on in round {min(k, spec.design.rounds)} of {spec.design.rounds} (the laws and "
+                      f"suggestions of the rounds before are kept)")
+        with progress_bar(spec.design.rounds, "design") as advance:  # rounds done before pass quickly
             def on_round(summary: dict) -> None:
                 err.print(render_design(summary))
                 advance()

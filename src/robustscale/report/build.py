@@ -206,11 +206,13 @@ def story(r: dict) -> str:
     trained = (f"{t['runs']} adversarially trained models ({len(n)} sizes from {_count(n[0])} to {_count(n[-1])} "
                f"parameters, each trained on {_count(d[0])} to {_count(d[-1])} samples) were each scored by their "
                f"robust loss on held-out images.")
+    n_text, d_text = (describe_bounded(plan_bounds(plan, k), _count, unit)
+                      for k, unit in (("n_star", "parameters"), ("d_star", "samples")))
+    split = (f"the best split is a model of {n_text} trained on {d_text}" if plan["n_star"] is not None
+             else f"the runs leave the best model size open ({n_text}; data {d_text})")
     says = (f"The fitted law says the loss falls like N^-{p['alpha']:.2f} with model size and D^-{p['beta']:.2f} "
             f"with training data, towards a floor of {p['E']:.3g}. With {plan['flops']:.2g} FLOPs "
-            f"({plan['flops'] / t['flops'][1]:.2g}x the largest compute used here), the best split is a model of "
-            f"{describe_bounded(plan_bounds(plan, 'n_star'), _count, 'parameters')} trained on "
-            f"{describe_bounded(plan_bounds(plan, 'd_star'), _count, 'samples')}, predicted to reach "
+            f"({plan['flops'] / t['flops'][1]:.2g}x the largest compute used here), {split}, predicted to reach "
             f"{pct(plan['accuracy'])} robust accuracy"
             f"{_range(plan.get('accuracy_lo'), plan.get('accuracy_hi'), pct, law['level'])}.")
     for rd in r.get("design") or []:
