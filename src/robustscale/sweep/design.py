@@ -210,7 +210,7 @@ def _fit_and_suggest(sweep: SweepSpec, k: int, pool: list) -> dict:
     next_file = design_dir(sweep) / "next.yaml" if last else round_dir(sweep, k + 1) / "sweep.yaml"
     if suggestion["runs"] and not next_file.is_file():
         write_sweep_file(sweep, suggestion["runs"], next_file, f"round {k + 1}")
-    if not suggestion["before"]:  # N* of this round's law all the same
+    if not suggestion["before"]:  # no suggestion after the last round: N* from the law's own plan
         from robustscale.laws.planning import plan_table
 
         row = plan_table(law, [design.target_flops], sweep.runs[0].fid, LEVEL)[0]
