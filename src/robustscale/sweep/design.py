@@ -121,7 +121,8 @@ class DesignResult:
         return [name for r in self.rounds for name in r["skipped"]]
 
     def asdict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every field, and as a plain sweep's JSON: `finished` and `skipped` over all rounds."""
+        return {**dataclasses.asdict(self), "finished": self.finished, "skipped": self.skipped}
 
 
 def current_round(sweep: SweepSpec) -> int:
