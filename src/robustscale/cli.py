@@ -36,9 +36,10 @@ def version(json_output: JsonOption = False) -> None:
 def _register_all() -> None:
     from robustscale.commands import (data, demo, evaluate, export, fit, flops, plan, plot, report, runs,
                                       simulate, study, sweep, tradeoff, train)
+    from robustscale.commands import suggest as suggest_command
 
     for module in (fit, plan, tradeoff, plot, simulate, flops, evaluate, export, data, train, sweep, runs,
-                   report, demo, study):
+                   report, demo, study, suggest_command):
         module.register(app)
 
 

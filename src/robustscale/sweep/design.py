@@ -9,7 +9,7 @@ the sweep's models (counted by the one FLOPs function at the dataset's image sha
 costing at most `budget_per_round` training FLOPs that are expected to shrink the interval of
 N*(target_flops) the most; the next round trains them. The runs use the sweep's first source and
 its settings (`train`, `evaluation`, `slurm`, data), and go into the sweep's `out` folder beside the grid.
-Where suggest finds no run that narrows N* (the runs leave N* open: no run's information reaches it
+Where suggest finds no run that narrows N* or cannot plan (the runs leave N* open: no run's information reaches it
 through the law's flat directions), the next round extends the grid by its next budget row within
 the budget instead, with a `warning:` and `chosen_by: grid-row` in suggest.json: a study that cannot
 place N* yet needs more data more than it needs a plan.
@@ -196,22 +196,21 @@ def _fit_and_suggest(sweep: SweepSpec, k: int, pool: list) -> dict:
         try:
             suggestion = suggest_runs(obs, law, budget=design.budget_per_round, target_flops=design.target_flops,
                                       candidates=pool, fid=source.fid, source=source.source, level=LEVEL).to_dict()
-        except RobustscaleError as e:
-            if not last:
-                raise
-            # what to run after the last round is advice, not part of the study: say why there is none
+        except RobustscaleError as e:  # e.g. a law with no finite N* near the target
+            # after the last round it is advice, not part of the study: say why there is none
             suggestion = {"runs": [], "spent": 0.0, "before": {}, "expected": {},
-                          "warnings": [f"no suggestion for the runs after the last round: {e}"]}
+                          "warnings": [f"no suggestion{' for the runs after the last round' if last else ''}: {e}"]}
         else:
             suggestion["chosen_by"] = "suggest"
-            if not suggestion["runs"] and not last:
-                runs, spent, why = grid_row(sweep, pool, design.budget_per_round)
-                suggestion.update(runs=runs, spent=spent, chosen_by="grid-row", warnings=[*suggestion["warnings"], why])
+        if not suggestion["runs"] and not last:
+            runs, spent, why = grid_row(sweep, pool, design.budget_per_round)
+            suggestion.update(runs=runs, spent=spent, chosen_by="grid-row", warnings=[*suggestion["warnings"], why])
+        if suggestion.get("chosen_by"):
             write_json(suggest_path, suggestion)
     next_file = design_dir(sweep) / "next.yaml" if last else round_dir(sweep, k + 1) / "sweep.yaml"
     if suggestion["runs"] and not next_file.is_file():
         write_sweep_file(sweep, suggestion["runs"], next_file, f"round {k + 1}")
-    if not suggestion["before"]:  # no suggestion after the last round: N* from the law's own plan
+    if not suggestion["before"]:  # suggest could not run: N* from the law's own plan
         from robustscale.laws.planning import plan_table
 
         row = plan_table(law, [design.target_flops], sweep.runs[0].fid, LEVEL)[0]

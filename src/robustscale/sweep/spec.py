@@ -6,8 +6,9 @@ A sweep file describes the grid once (paper §3.1: models x sample budgets x dat
     data_dir: null                  # where the real data lives (null -> the dataset's default)
     out: runs                       # run directories go under here (relative to the sweep file)
     models: [wrn-10-1, {name: wrn-16-1, slurm: {cpus_per_task: 2}}]   # per-run Slurm resources
-                                    # ({name, samples: [...]}: that model's own budgets)
     samples: [1024, 2k, 4k]         # sample budgets D (k/M suffixes allowed)
+    # a model's own budgets replace `samples` for it: {name: wrn-22-1, samples: [8k]} (what
+    # `robustscale suggest --out` writes: chosen runs, not a full grid; then `samples` may be left out)
     sources:                        # real data alone, and synthetic stores with their FID
       - name: real
       - {name: edm-20, path: stores/edm20, fid: 1.82}
@@ -228,7 +229,7 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
 
     models = []
     for i, entry in enumerate(_as_list(data, "models", where)):
-        own_budgets = None  # a model's own sample budgets replace the sweep's (e.g. a design round's runs)
+        own = None
         if isinstance(entry, dict):
             extra = sorted(set(entry) - {"name", "slurm", "samples"})
             if "name" not in entry or extra:
@@ -236,8 +237,8 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
             name, slurm = str(entry["name"]), _slurm(entry.get("slurm"), f"{where}: models[{i}].slurm")
             if "samples" in entry:
                 try:
-                    own_budgets = [_budget(s, f"models[{i}].samples[{j}]")
-                                   for j, s in enumerate(_as_list(entry, "samples", f"models[{i}]"))]
+                    own = [_budget(s, f"models[{i}].samples[{j}]")
+                           for j, s in enumerate(_as_list(entry, "samples", f"models[{i}]"))]
                 except RobustscaleError as e:
                     raise RobustscaleError(f"{where}: {e}") from None
         else:
@@ -246,11 +247,11 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
             parse_model_name(name)
         except RobustscaleError as e:
             raise RobustscaleError(f"{where}: models[{i}]: {e}") from None
-        models.append((name, slurm, own_budgets))
+        models.append((name, slurm, own))
     try:
-        every_model_has_budgets = all(own is not None for *_, own in models)
+        every_own = all(own is not None for _, _, own in models)
         budgets = [_budget(s, f"samples[{i}]")
-                   for i, s in enumerate(_as_list(data, "samples", where, required=not every_model_has_budgets))]
+                   for i, s in enumerate(_as_list(data, "samples", where, required=not every_own))]
         baselines = [_budget(s, f"baselines[{i}]")
                      for i, s in enumerate(_as_list(data, "baselines", where, required=False))]
     except RobustscaleError as e:
@@ -274,10 +275,9 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
     sweep_slurm = {**DEFAULT_SLURM, **_slurm(data.get("slurm"), f"{where}: slurm")}
 
     runs = []
-    for model, model_slurm, own_budgets in models:
+    for model, model_slurm, own in models:
         for source in sources:
-            grid = [(s, "trades") for s in (budgets if own_budgets is None else own_budgets)]
-            grid += [(s, "standard") for s in baselines]
+            grid = [(s, "trades") for s in (budgets if own is None else own)] + [(s, "standard") for s in baselines]
             for samples, mode in grid:
                 name = f"{model}_{source['name']}_{_samples_label(samples)}"
                 if mode == "standard":
