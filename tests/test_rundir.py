@@ -35,7 +35,8 @@ def test_truncate_keeps_each_step_once_up_to_the_checkpoint(tmp_path):
 
 def test_old_key_spellings_are_read_as_todays(tmp_path):
     run = RunDir(tmp_path)
-    run.metrics_path.write_text(json.dumps({"step": 1, "samples": 32, "pgd_acc": 0.25, "clean_acc": 0.5}) + "\n")
+    old = {"step": 1, "samples": 32, "pgd_acc": 0.25, "clean_acc": 0.5}
+    run.metrics_path.write_text(json.dumps(old) + "\n")
     run.result_path.write_text(json.dumps({"final": {"pgd_acc": 0.25, "clean_acc": 0.5},
                                            "best": {"step": 1, "pgd_acc": 0.25}}))
     (m,) = run.read_metrics()

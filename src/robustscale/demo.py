@@ -179,7 +179,7 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
         "observations": str(out / "observations.csv"), "report": report["index"],
         "law": rounds[-1]["law"], "story": report["story"], "trained": report["trained"],
         # the held-out images behind every point (a point's accuracy has standard error <= 0.5/sqrt(this))
-        "eval_images": RunDir(sweep.runs[0].out).read_config()["eval_images"],
+        "eval_images": sweep.runs[0].config.eval_images,
         "design": {"target_flops": design.target_flops, "budget_per_round": design.budget_per_round,
                    "rounds": by_round},
         "approach2": {k: law[k] for k in ("params", "level", "k", "intervals", "identified", "status", "anchored",

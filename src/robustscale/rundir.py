@@ -11,9 +11,11 @@ A run folder, written by `robustscale.train` and read by `runs`, `sweep` and the
     tensorboard/     TensorBoard event files when the run was trained with `tensorboard: true`
 
 Metric keys, one spelling per concept everywhere (metrics.jsonl, result.json, eval.json, the
-observations table, JSON outputs), taken from the observations table the laws read:
+observations table, JSON outputs). The observations table's names win, because users' CSVs and the
+laws already use them (laws/observations.py; the loss->accuracy regression reads `accuracy`):
 `accuracy` is robust accuracy (held-out PGD-40-CW in training; keyed by attack in eval.json),
-`clean_accuracy` is clean accuracy, `loss` the held-out adversarial loss (the paper's L).
+`clean_accuracy` is clean accuracy, `loss` the held-out adversarial loss (the paper's L). A
+metrics.jsonl line also holds step, samples, flops, lr, train_loss, time_s and images_per_s.
 Run folders written before this spelling (`pgd_acc`, `clean_acc`) are read through `METRIC_ALIASES`.
 """
 
@@ -45,6 +47,14 @@ class RunDir:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.config_path = self.path / "config.json"
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.result_path = self.path / "result.json"
+        self.checkpoint_path = self.path / "checkpoint.pt"
+        self.nonfinite_path = self.path / "nonfinite.pt"  # the state at a non-finite loss
+        self.model_stem = self.path / "model"  # final EMA weights: model.safetensors + model.json
+        self.best_stem = self.path / "best"  # EMA weights at the best held-out robust accuracy
+        self.tensorboard_dir = self.path / "tensorboard"
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -52,42 +62,6 @@ class RunDir:
     @property
     def name(self) -> str:
         return self.path.name
-
-    # --- paths -----------------------------------------------------------------------------------
-
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.json"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def result_path(self) -> Path:
-        return self.path / "result.json"
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.path / "checkpoint.pt"
-
-    @property
-    def nonfinite_path(self) -> Path:
-        return self.path / "nonfinite.pt"
-
-    @property
-    def model_stem(self) -> Path:
-        """Final EMA weights: model.safetensors + model.json."""
-        return self.path / "model"
-
-    @property
-    def best_stem(self) -> Path:
-        """EMA weights at the best held-out robust accuracy: best.safetensors + best.json."""
-        return self.path / "best"
-
-    @property
-    def tensorboard_dir(self) -> Path:
-        return self.path / "tensorboard"
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -193,4 +167,5 @@ def find_runs(runs_dir: str | os.PathLike) -> list[RunDir]:
         raise RobustscaleError(f"{root}: no such runs directory")
     if RunDir(root).is_run():
         return [RunDir(root)]
-    return [RunDir(p) for p in sorted(c.parent for c in root.rglob("config.json") if ".submitit" not in c.parts)]
+    folders = sorted(c.parent for c in root.rglob("config.json") if ".submitit" not in c.parts)
+    return [RunDir(p) for p in folders]

@@ -1,4 +1,5 @@
-"""A sweep's declared FIDs reach the run folder and the observations; no FID is ever invented (local executor)."""
+"""A sweep's declared FIDs reach the run folder and the observations; no FID is ever invented (local
+executor)."""
 
 from __future__ import annotations
 
@@ -68,9 +69,11 @@ def test_synthetic_source_without_any_fid_stops_before_training(tmp_path, fashio
 
 def test_sweep_fid_disagreeing_with_the_manifest_is_an_error(tmp_path, fashion_mnist):
     _store(tmp_path, fashion_mnist, fid=12.5)
-    with pytest.raises(RobustscaleError, match=r"sources\[0\]: source 'syn': fid: 5 disagrees with the FID 12.5"):
+    with pytest.raises(RobustscaleError, match=r"\]: source 'syn': fid: 5 disagrees with the FID 12.5"):
         load_sweep(_sweep(tmp_path, {"name": "syn", "path": "store", "fid": 5.0}))
     agreeing = load_sweep(_sweep(tmp_path, {"name": "syn", "path": "store", "fid": 12.5}))
     assert agreeing.runs[0].config.fid == 12.5
     from_manifest = load_sweep(_sweep(tmp_path, {"name": "syn", "path": "store"}))
     assert from_manifest.runs[0].config.fid == 12.5
+    with pytest.raises(RobustscaleError, match=r"sources\[0\].fid: real data's FID is 0"):
+        load_sweep(_sweep(tmp_path, {"name": "real", "fid": 3.0}))

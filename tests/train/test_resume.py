@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from safetensors.torch import load_file
 
 
@@ -19,7 +20,9 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path, tiny, run_cli, synthetic
     run_cli("train", *args, "--out", tmp_path / "straight")
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "robustscale", "train", *args, "--out", str(killed)],
+    # TensorBoard events too: the resumed run drops those past its checkpoint, as it does metrics.jsonl's
+    proc = subprocess.Popen([sys.executable, "-m", "robustscale", "train", *args, "--out", str(killed),
+                             "--tensorboard"],
                             env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (killed / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
@@ -44,3 +47,9 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path, tiny, run_cli, synthetic
     assert config["fid"] == 12.5 and [s["images"] for s in config["sources"]] == [60000 - 64, 10000]
     for x, y in zip(m1, m2):
         assert (x["accuracy"], x["loss"], x["train_loss"]) == (y["accuracy"], y["loss"], y["train_loss"])
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(killed / "tensorboard"))
+    events.Reload()
+    logged = [(e.step, e.value) for e in events.Scalars("loss")]
+    assert logged == [(m["step"], pytest.approx(m["loss"])) for m in m2]

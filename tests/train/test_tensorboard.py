@@ -13,8 +13,9 @@ def test_tensorboard_scalars_equal_metrics(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "run"
-    train_run(out, model="wrn-10-1", dataset="fashion-mnist", samples=64, batch_size=16, lr=0.05, attack_steps=1,
-              eval_every=32, eval_images=32, eval_steps=2, epoch_samples=16, tensorboard=True, progress=False)
+    train_run(out, model="wrn-10-1", dataset="fashion-mnist", samples=64, batch_size=16, lr=0.05,
+              attack_steps=1, eval_every=32, eval_images=32, eval_steps=2, epoch_samples=16, tensorboard=True,
+              progress=False)
     run = RunDir(out)
     metrics = run.read_metrics()
     assert [m["step"] for m in metrics] == [2, 4] and run.read_config()["tensorboard"] is True

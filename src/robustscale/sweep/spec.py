@@ -23,15 +23,16 @@ splits over the run's processes) before anything runs; stores are opened cheaply
 sizes, no hashing), so loading a sweep over a 300M-image store takes milliseconds. A synthetic
 source's FID is the sweep file's or its store manifest's (they must agree); with neither, the
 sweep is refused. Each run carries its resolved TrainConfig, source name and FID included, which
-the trainer records in the run's config.json. A run whose
-Slurm resources ask for more than one task (`nodes` x `tasks_per_node`) is one DDP job of that
-world size; with `gpus_per_node` > 1 and no `tasks_per_node`, one task per GPU.
+the trainer records in the run's config.json. A run whose Slurm resources ask for more than one
+task (`nodes` x `tasks_per_node`) is one DDP job of that world size; with `gpus_per_node` > 1 and
+no `tasks_per_node`, one task per GPU.
 Running the grid is `robustscale.sweep.executors`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,19 +173,20 @@ def _source(entry: Any, field: str, base: Path, verify: bool = False) -> dict:
     unknown = sorted(set(entry) - {"name", "path", "fid", "real_fraction"})
     if unknown:
         raise RobustscaleError(f"{field}.{unknown[0]}: unknown source key (known: name, path, fid, real_fraction)")
-    name = str(entry["name"])
+    name, fid = str(entry["name"]), entry.get("fid")
+    number = isinstance(fid, (int, float)) and not isinstance(fid, bool)
+    if fid is not None and not (number and math.isfinite(fid) and fid >= 0):
+        raise RobustscaleError(f"{field}.fid: expected the source's FID, a number >= 0, got {fid!r}")
     if entry.get("path") is None:
         if name != REAL_SOURCE:
             raise RobustscaleError(f"{field}.path: source {name!r} needs the path of its synthetic store "
                                    f"(only '{REAL_SOURCE}' may omit it)")
+        if fid:
+            raise RobustscaleError(f"{field}.fid: real data's FID is 0, got {fid!r}")
         return {"name": name, "path": None, "fid": 0.0}
     path = (base / str(entry["path"])).resolve()
     if not path.exists():
         raise RobustscaleError(f"{field}.path: data source {name!r} not found at {path}")
-    fid = entry.get("fid")
-    if fid is not None and (not isinstance(fid, (int, float)) or isinstance(fid, bool) or not fid >= 0
-                            or fid == float("inf")):
-        raise RobustscaleError(f"{field}.fid: expected the source's FID, a number >= 0, got {fid!r}")
     from robustscale.data.store import open_store, pool_fid
 
     try:

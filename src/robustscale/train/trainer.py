@@ -103,7 +103,8 @@ class Trainer:
             try:  # torch writes the event files through the tensorboard package (the `train` extra)
                 from torch.utils.tensorboard import SummaryWriter  # noqa: F401
             except ImportError:
-                raise RobustscaleError("tensorboard: needs the tensorboard package (pip install tensorboard)") from None
+                raise RobustscaleError("tensorboard: needs the tensorboard package (pip install tensorboard)"
+                                       ) from None
         self.bf16 = cfg.bf16 if cfg.bf16 is not None else self.is_cuda
         self.channels_last = cfg.channels_last if cfg.channels_last is not None else True
         self.autocast_dtype = torch.bfloat16 if self.bf16 else None
