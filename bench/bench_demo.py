@@ -1,12 +1,16 @@
-"""Throughput of the demo's preset on this machine: TRADES training images/s and held-out
-evaluation images/s per model size, with the preset's own settings (`robustscale.demo.PRESETS`).
+"""Throughput of the demo's preset on this machine: TRADES training images/s and held-out evaluation
+images/s per model size, with the preset's own settings (`robustscale.demo.PRESETS`), and the
+executed FLOPs/s of training as a fraction of the matmul peak measured in the same process.
 
-Claim: the Fashion-MNIST preset fits its time budget on 2 CPU cores, and its runs go faster one
-thread each, two at a time (what the demo does), than one at a time on two threads. Evidence: for
-each model, training images/s (the trainer's step: batch, attack steps, EMA, as the demo runs it,
-after one warm-up step) and PGD-CW evaluation images/s on the preset's held-out images at
---threads; then the demo's training + evaluation time predicted from them (samples / rate, divided
-among --workers runs at once).
+Claim: the Fashion-MNIST preset fits its time budget on 2 CPU cores (both rounds: the grid and
+the runs `suggest` chooses for `demo.SECOND_ROUND_FLOPS`), and its runs go faster one thread each,
+two at a time (what the demo does), than one at a time on two threads. Evidence: for each model,
+training images/s (the trainer's step, channels_last as the trainer sets it: batch, attack steps,
+EMA, as the demo runs it, after one warm-up step), the executed FLOPs/s of those steps (our loop's
+2 x attack steps + 6 forward-equivalents per image) over the peak of a --threads fp32 torch.mm, and
+PGD-CW evaluation images/s on the preset's held-out images; then the demo's training + evaluation
+time predicted from them (samples / rate, divided among --workers runs at once; the second round
+between its budget spread over --workers runs and spent on one run alone).
 
     .venv/bin/python bench/bench_demo.py --threads 1 --workers 2   # the demo's way
     .venv/bin/python bench/bench_demo.py --threads 2 --workers 1   # one run on both cores
@@ -15,14 +19,27 @@ among --workers runs at once).
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 
 import torch
 
 
+def matmul_peak(n: int = 1024, repeats: int = 5) -> float:
+    """FLOP/s of an fp32 n x n torch.mm on this process's threads (best of `repeats`, after a warm-up)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / min(times)
+
+
 def main() -> None:
-    from robustscale.demo import PRESETS
+    from robustscale.demo import PRESETS, SECOND_ROUND_FLOPS
     from robustscale.train import TrainConfig, Trainer
     from robustscale.train.loader import BatchLoader
 
@@ -35,10 +52,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     train, evaluation = preset["train"], preset["evaluation"]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {train['batch_size']}, "
-          f"TRADES with {train['attack_steps']} attack steps; PGD-{evaluation['eval_steps']}-CW on "
-          f"{evaluation['eval_images']} held-out images")
-    predicted = 0.0
+    peak = matmul_peak()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 matmul peak {peak / 1e9:.1f} GFLOP/s; "
+          f"batch {train['batch_size']}, TRADES with {train['attack_steps']} attack steps; "
+          f"PGD-{evaluation['eval_steps']}-CW on {evaluation['eval_images']} held-out images")
+    grid_s, counted_rates = 0.0, []
     for model in args.models.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = TrainConfig(model=model, dataset=preset["dataset"], samples=10**6, out=tmp, device="cpu",
@@ -56,16 +74,22 @@ def main() -> None:
             t0 = time.perf_counter()
             t.evaluate()
             eval_s = time.perf_counter() - t0
+        executed = train_ips * (2 * cfg.attack_steps + 6) * t.forward_flops  # FLOP/s our loop executes
+        counted_rates.append(train_ips * t.flops_per_sample)  # the FLOPs count's (27 forwards) per second
         samples = sum(preset["samples"])
         evals = sum(max(1, s // evaluation["eval_every"]) for s in preset["samples"] + preset["baselines"])
-        # standard training runs ~3 forward-equivalents a sample against TRADES' ~12: a quarter of the time
+        # standard training runs ~3 forward-equivalents a sample against TRADES' ~10: about a quarter of the time
         seconds = (samples + sum(preset["baselines"]) / 4) / train_ips + evals * eval_s
-        predicted += seconds
-        print(f"{model:>9}: {t.params:>7,} params  train {train_ips:6.0f} images/s  "
-              f"evaluation {evaluation['eval_images'] / eval_s:6.0f} images/s ({eval_s:.1f} s each)  "
-              f"-> {seconds:.0f} s of the demo")
-    print(f"predicted demo training + evaluation: {predicted / args.workers:.0f} s "
-          f"({args.workers} run(s) at once, {args.threads} thread(s) each)")
+        grid_s += seconds
+        print(f"{model:>9}: {t.params:>7,} params  train {train_ips:6.0f} images/s ({executed / 1e9:5.1f} GFLOP/s "
+              f"executed, {100 * executed / peak:4.1f}% of the matmul peak)  evaluation "
+              f"{evaluation['eval_images'] / eval_s:6.0f} images/s ({eval_s:.1f} s each)  -> {seconds:.0f} s of round 1")
+    rate = statistics.mean(counted_rates)  # the second round's models are suggest's choice: their mean
+    spread, alone = SECOND_ROUND_FLOPS / (args.workers * rate), SECOND_ROUND_FLOPS / rate
+    print(f"predicted round 1 (training + evaluation): {grid_s / args.workers:.0f} s ({args.workers} run(s) at once, "
+          f"{args.threads} thread(s) each); round 2 ({SECOND_ROUND_FLOPS:.3g} counted FLOPs at "
+          f"{rate / 1e9:.0f} GFLOP/s counted per run): {spread:.0f} s spread over {args.workers} runs to {alone:.0f} s "
+          f"as one run, before its evaluations")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
 """Training-step throughput: our TRADES step vs a reference step written the DeepMind way.
 
-Claim: our step (clean forward computed once and reused, bf16 autocast and channels_last on CUDA,
+Claim: our step (clean forward computed once and reused, channels_last, bf16 autocast on CUDA,
 fused SGD, foreach EMA, no per-step host sync, optional torch.compile) trains faster than the
 reference step (fp32, a separate no-grad clean forward for the attack, python-loop EMA, `.item()`
-every step) on the same model and batch. Both do TRADES with PGD-10 (§3.1).
+every step) on the same model and batch. Both do TRADES with PGD-10 (§3.1). Each step gets its
+batch in the layout the trainer hands it: augmentation returns contiguous NCHW, which the trainer
+turns into channels_last only when the model is (a batch fresh from NHWC uint8 storage would reach
+both steps in channels_last already and overstate the reference).
 Evidence: images/s of each (mean ± std over --repeats timed blocks, after warm-up, timed between
 two synchronisations), their ratio, and MFU = executed model FLOPs / time / --peak-tflops
 (executed FLOPs per image: ours 26 forward passes, reference 27, App. B.1; the peak is never
 assumed). GPU figures go in bench/RESULTS.md with the device and commit.
 
     .venv/bin/python bench/bench_train.py                          # CPU: wrn-10-1, small batch
+    .venv/bin/python bench/bench_train.py --channels-last off      # what channels_last is worth
     python bench/bench_train.py --model wrn-28-10 --batch 512 --peak-tflops 989   # e.g. H100 bf16 dense
 """
 
@@ -66,7 +70,7 @@ def timed(fn, n_steps, warmup, repeats, sync):
 
 def measure(model: str = "wrn-10-1", dataset: str = "fashion-mnist", batch: int = 32, steps: int = 2,
             warmup: int = 1, repeats: int = 3, device: str | None = None, compile: bool = False,
-            peak_tflops: float | None = None) -> dict:
+            peak_tflops: float | None = None, channels_last: bool | None = None) -> dict:
     """images/s (mean, std) of our step and of the reference step, their ratio, and MFU when a peak is given."""
     import copy
 
@@ -76,12 +80,12 @@ def measure(model: str = "wrn-10-1", dataset: str = "fashion-mnist", batch: int 
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(model=model, dataset=dataset, samples=10 * batch, out=tmp, batch_size=batch, lr=0.1,
-                          device=device, compile=compile, eval_images=16)
+                          device=device, compile=compile, eval_images=16, channels_last=channels_last)
         ours = Trainer(cfg, progress=False)
     c = ours.cfg
     dev = ours.device
     images, labels = load_dataset(dataset, "train")
-    x = images_to_tensor(images[:batch], dev)
+    x = images_to_tensor(images[:batch], dev).contiguous()  # NCHW, as random_crop_flip returns it
     y = torch.from_numpy(labels[:batch]).to(dev)
     x_ours = x.contiguous(memory_format=torch.channels_last) if ours.channels_last else x
     ref_model = copy.deepcopy(ours.model).to(memory_format=torch.contiguous_format).float()
@@ -101,7 +105,7 @@ def measure(model: str = "wrn-10-1", dataset: str = "fashion-mnist", batch: int 
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     fwd = forward_flops(ours.model)
     out = {"device": device_name(dev), "model": model, "batch": batch, "attack_steps": c.attack_steps,
-           "bf16": ours.bf16, "compile": compile, "torch": torch.__version__}
+           "bf16": ours.bf16, "channels_last": ours.channels_last, "compile": compile, "torch": torch.__version__}
     for name, fn, passes in (("reference", ref_step, 2 * c.attack_steps + 7), ("ours", our_step, 2 * c.attack_steps + 6)):
         ips = [batch * steps / t for t in timed(fn, steps, warmup, repeats, sync)]
         mean = statistics.mean(ips)
@@ -132,11 +136,12 @@ def main() -> None:
     ap = bench_arguments(__doc__.splitlines()[0], 32, 2, "steps per timed block")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (e.g. bf16 dense)")
+    ap.add_argument("--channels-last", choices=("on", "off"), default=None, help="default: the trainer's choice")
     args = ap.parse_args()
     r = measure(args.model, args.dataset, args.batch, args.steps, args.warmup, args.repeats, args.device,
-                args.compile, args.peak_tflops)
+                args.compile, args.peak_tflops, None if args.channels_last is None else args.channels_last == "on")
     print(f"device {r['device']}, torch {r['torch']}, {r['model']}, batch {r['batch']}, PGD-{r['attack_steps']}, "
-          f"bf16 {r['bf16']}, compile {r['compile']}")
+          f"bf16 {r['bf16']}, channels_last {r['channels_last']}, compile {r['compile']}")
     for name in ("reference", "ours"):
         mfu = f"  MFU {100 * r[name]['mfu']:.1f}%" if r[name]["mfu"] is not None else ""
         print(f"{name:>9}: {r[name]['img_s']:10.1f} ± {r[name]['std']:.1f} images/s{mfu}")

@@ -1,15 +1,22 @@
-"""`robustscale demo`: a real, small scaling study end to end (sweep -> collect -> report).
+"""`robustscale demo`: a real, small scaling study that learns its law, end to end (an adaptive
+sweep of two rounds -> collect -> report).
 
-The Fashion-MNIST preset trains 4 model sizes (WRN-10-1 to WRN-28-1: 78k to 369k parameters,
-4.8x) at 3 sample budgets (1,024 to 16,384: 16x) with TRADES (eps = 0.1, beta = 5) on 2 CPU cores,
-plus a standard-training baseline per size (the honesty check: adversarial training must beat it
-on PGD robust accuracy). Every run is scored by PGD-CW on the same 1,024 test images, so a
-point's accuracy has a standard error of at most 1.6 points. The CIFAR-10 preset is the paper's
-study (§3.1, Table 2 sizes, 5M-30M samples) for a GPU machine.
+The Fashion-MNIST preset's first round trains 3 model sizes (WRN-10-1, WRN-16-1, WRN-28-1: 78k to
+369k parameters, 4.8x) at 3 sample budgets (1,024 to 16,384: 16x) with TRADES (eps = 0.1, beta = 5)
+on 2 CPU cores, plus a standard-training baseline per size (the honesty check: adversarial training
+must beat it on PGD robust accuracy), and fits the law with bootstrap intervals; its second round
+trains the runs `robustscale suggest` picks for SECOND_ROUND_FLOPS to narrow N* at the target budget,
+and fits again (`robustscale.sweep.design`). Every run is scored by PGD-CW on the same 1,024
+test images (the first of the test split: the law's loss is measured on them), so a point's accuracy has a standard error of at most 1.6 points. The CIFAR-10
+preset is the paper's study (§3.1, Table 2 sizes, 5M-30M samples) for a GPU machine.
 
-Throughput behind the preset (`bench/bench_demo.py`; TRADES with 2 attack steps at batch 32-128,
-2 threads, a 2-core machine at load < 1): wrn-10-1 ~540 images/s, wrn-16-1 ~370, wrn-22-1 ~240,
-wrn-28-1 ~180 (scaled by its FLOPs). The demo runs its 16 runs side by side on one thread each,
+Throughput behind the preset (`bench/bench_demo.py --threads 1`: TRADES with 2 attack steps at batch
+32, channels_last, one thread; measured on 2 AMD EPYC cores at load 1-2, so a lower bound): wrn-10-1
+~226 images/s, wrn-16-1 ~118, wrn-28-1 ~56, i.e. ~1.2e11 counted FLOPs/s per run (the FLOPs count's
+27 forwards a sample). The former 16-run demo (1.2e14 FLOPs) trained in 291 s on an idle 2-core
+machine without channels_last, ~4e11 counted FLOPs/s for two runs; with channels_last (1.13-1.52x)
+the first round's 8.5e13 FLOPs take ~3 min there and SECOND_ROUND_FLOPS under 1.5 min. The demo runs its
+runs side by side on one thread each,
 costliest first: two single-thread runs keep both cores busy with no synchronisation between
 threads, and on a machine shared with other work a two-thread run stalls badly (2,048 samples of
 wrn-10-1 trained in 128 s on two threads, 6.5 s on one, both at load 6-8).
@@ -20,8 +27,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from robustscale.data.datasets import check_dataset
 from robustscale.errors import RobustscaleError
@@ -29,10 +36,18 @@ from robustscale.fileio import write_json, write_text
 from robustscale.formatting import anchored_sentence, count, pct, sci, with_interval
 from robustscale.rundir import RunDir
 
+# The demo's length in one number: the training FLOPs (the one FLOPs count) of its second round, the
+# runs `suggest` chooses. On an idle 2-core machine two runs side by side train ~5e11 counted FLOPs/s
+# (the former 16-run demo: 1.2e14 FLOPs in 291 s, x1.26 for channels_last): the first round (3 sizes x 3
+# budgets + 3 standard baselines, 8.5e13 FLOPs) ~3.5 min with its evaluations, this round 40 s (two runs
+# side by side) to 80 s (one run alone), fits, suggestion and report ~0.5 min: ~5 min in all.
+SECOND_ROUND_FLOPS = 2e13
+
 PRESETS = {
     "fashion-mnist": {
         "dataset": "fashion-mnist",
-        "models": ["wrn-10-1", "wrn-16-1", "wrn-22-1", "wrn-28-1"],
+        # A 3 x 3 first round (the shape bench/bench_design.py starts from) leaves the second round its budget.
+        "models": ["wrn-10-1", "wrn-16-1", "wrn-28-1"],
         # From 1,024 samples up: at 512 (16 steps) no model has learned enough for size to matter,
         # and those runs only blur the effect of N.
         "samples": [1024, 4096, 16384],
@@ -47,7 +62,8 @@ PRESETS = {
         # PGD-CW (the paper's evaluation attack) with 5 steps on 1,024 held-out images at the end of
         # each run and every 8,192 samples: an evaluation costs as much as training ~1,500 samples.
         "evaluation": {"eval_every": 8192, "eval_images": 1024, "eval_steps": 5},
-        "bootstrap": 20,
+        # Round 2 runs what `suggest` picks to narrow N* at 10x the first round's largest run (3.7e13 FLOPs).
+        "design": {"rounds": 2, "budget_per_round": SECOND_ROUND_FLOPS, "target_flops": 4e14, "bootstrap": 20},
     },
     "cifar10": {
         # §3.1: Table 2's WideResNets, budgets of 5M/10M/30M samples, the paper's training settings.
@@ -58,29 +74,31 @@ PRESETS = {
         "baselines": ["5M"],
         "train": {},
         "evaluation": {},  # PGD-40-CW on 1024 held-out images, 10 evaluations per run (§3.1)
-        "bootstrap": 100,
+        # the grid is 3.4e20 FLOPs, its largest run 7.5e19: a second round of ~30% of it, N* at 10x that run
+        "design": {"rounds": 2, "budget_per_round": 1e20, "target_flops": 7.5e20, "bootstrap": 100},
         "slurm": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "timeout_min": 72 * 60},
     },
 }
-QUICK = {  # tests and smoke checks: two sizes, two tiny budgets, light evaluations
+QUICK = {  # tests and smoke checks: two sizes, two tiny budgets, light evaluations, a small second round
     "models": ["wrn-10-1", "wrn-16-1"],
     "samples": [128, 256],
     "baselines": [256],
     "train": {"batch_size": 16, "epoch_samples": 16, "lr": 0.2, "bn_momentum": 0.3, "ema_decay": 0.5,
               "attack_steps": 1, "step_size": 0.1},
     "evaluation": {"eval_every": 128, "eval_images": 128, "eval_steps": 3},
-    "bootstrap": 0,
+    # ~2 runs of 256 samples of wrn-10-1; N* at 10x the largest run (wrn-16-1 at 256: 2.8e11 FLOPs)
+    "design": {"rounds": 2, "budget_per_round": 3e11, "target_flops": 3e12, "bootstrap": 0},
 }
 
 
 def sweep_spec(preset: str, data_dir: str | os.PathLike | None, quick: bool, norm: str = "linf") -> dict:
-    """The sweep file content of a preset (written to OUT/sweep.yaml and run by the sweep) under `norm`."""
+    """The sweep file content of a preset (written to OUT/sweep.yaml and run by the sweep) under `norm`: an
+    adaptive sweep of two rounds, the grid and then the runs `suggest` chooses (`robustscale.sweep.design`)."""
     from robustscale.data.datasets import check_norm
 
     if preset not in PRESETS:
         raise RobustscaleError(f"preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
     spec = {**PRESETS[preset], **(QUICK if quick else {})}
-    spec.pop("bootstrap")
     if check_norm(norm) != "linf":  # the presets' L-inf attack step does not carry over: the norm's default
         spec["train"] = {**{k: v for k, v in spec["train"].items() if k != "step_size"}, "norm": norm}
     return {"name": f"demo-{preset}", "out": "runs", "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
@@ -102,19 +120,21 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
 
     from robustscale.report import write_report
     from robustscale.runs import collect, list_runs
-    from robustscale.sweep import load_sweep, plan, run_sweep
+    from robustscale.sweep import load_sweep, plan
+    from robustscale.sweep.design import render_design, run_design
 
     phases: dict[str, float] = {}
     out = Path(out).resolve()
-    bootstrap_k = 0 if quick else PRESETS[preset]["bootstrap"]
 
     t = time.perf_counter()
     write_text(out / "sweep.yaml", yaml.safe_dump(spec, sort_keys=False))
     sweep = load_sweep(out / "sweep.yaml")
     grid = plan(sweep)
+    design = sweep.design
     phases["plan"] = time.perf_counter() - t
-    log(f"demo: {len(sweep.runs)} runs ({len(spec['models'])} sizes x {len(spec['samples'])} budgets TRADES "
-        f"+ standard baselines), {grid['total_flops']:.3g} training FLOPs -> {sweep.out}")
+    log(f"demo: round 1: {len(sweep.runs)} runs ({len(spec['models'])} sizes x {len(spec['samples'])} budgets "
+        f"TRADES + standard baselines), {grid['total_flops']:.3g} training FLOPs; then {design.rounds - 1} round(s) "
+        f"of runs chosen by suggest for {design.budget_per_round:.3g} FLOPs each -> {sweep.out}")
 
     t = time.perf_counter()
     done = [0]
@@ -123,43 +143,56 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
         if state.split(":")[0] in ("finished", "failed", "skipped"):  # "failed: reason"
             done[0] += 1
         if state != "running":
-            log(f"  [{done[0]}/{len(sweep.runs)}] {state:8s} {run.name}  ({time.perf_counter() - t_start:.0f} s)")
+            log(f"  [{done[0]}] {state:8s} {run.name}  ({time.perf_counter() - t_start:.0f} s)")
+
+    def on_round(summary):
+        nonlocal t
+        phases[f"round {summary['round']}"] = time.perf_counter() - t
+        t = time.perf_counter()
+        log(render_design(summary))
 
     # Runs this small train faster one thread each, side by side, than one at a time on every core
     # (see the module docstring; bench/bench_demo.py --threads). Costliest first, so no core idles at the end.
     cost = {r["run"]: r["flops"] for r in grid["runs"]}
     sweep.runs.sort(key=lambda r: -cost[r.name])
-    workers = max(1, min(os.cpu_count() or 1, len(sweep.runs)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = max(1, min(cores, len(sweep.runs)))
     with _env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"):  # read by each worker's torch at import
-        result = run_sweep(sweep, executor="local", max_parallel=workers, on_run=on_run)
-    phases["train"] = time.perf_counter() - t
+        result = run_design(sweep, executor="local", max_parallel=workers, on_run=on_run, on_round=on_round)
     if result.failed:
         raise RobustscaleError(f"demo: {len(result.failed)} run(s) failed: "
                                + "; ".join(f"{k}: {v}" for k, v in result.failed.items()))
 
     t = time.perf_counter()
-    collect(sweep.out, out / "observations.csv")
+    obs = collect(sweep.out, out / "observations.csv")
     phases["collect"] = time.perf_counter() - t
 
-    # One fit, in the report: the summary below reads the law, intervals and plan it made.
+    # No new fit: the report draws and plans from the last round's law (the summary reads both).
     t = time.perf_counter()
-    report = write_report(out / "observations.csv", out / "report", bootstrap=bootstrap_k)
-    phases["fit+report"] = time.perf_counter() - t
+    rounds = result.rounds
+    seen = {"n_star": float(obs["params"].min()), "d_star": float(obs["samples"].min())}
+    later = [name for r in rounds[1:] for name in r["runs"]]
+    by_round = design_rounds(rounds, seen["n_star"])
+    report = write_report(out / "observations.csv", out / "report", law=rounds[-1]["law"], budget=design.target_flops,
+                          design=by_round, marked=later)
+    phases["report"] = time.perf_counter() - t
 
     law, plan_row, a1 = report["approach2"], report["plan"], report["approach1"]
     summary = {
-        "preset": preset, "quick": quick, "norm": norm,
-        "out": str(out), "runs_dir": str(sweep.out), "runs": len(sweep.runs),
+        "preset": preset, "quick": quick, "norm": norm, "out": str(out), "runs_dir": str(sweep.out),
+        "runs": sum(len(r["runs"]) for r in rounds),
         "observations": str(out / "observations.csv"), "report": report["index"],
-        "law": str(out / "report" / "law.json"), "story": report["story"], "trained": report["trained"],
+        "law": rounds[-1]["law"], "story": report["story"], "trained": report["trained"],
         # the held-out images behind every point (a point's accuracy has standard error <= 0.5/sqrt(this))
         "eval_images": sweep.runs[0].config.eval_images,
+        "design": {"target_flops": design.target_flops, "budget_per_round": design.budget_per_round,
+                   "rounds": by_round},
         "approach2": {k: law[k] for k in ("params", "level", "k", "intervals", "identified", "status", "anchored",
                                           "diagnostics", "excluded_runs", "accuracy_map")},
         "approach1": None if a1 is None else {
-            "params": a1["params"], "n_star": a1["n_star"], "d_star": a1["d_star"],
+            **a1,  # N*, D* below one parameter or sample are None there too (not determined)
             # the cross-check: Approach 2's N* over Approach 1's at the same budget
-            "n_star_ratio": plan_row["n_star"] / a1["n_star"] if a1["n_star"] else None},
+            "n_star_ratio": plan_row["n_star"] / a1["n_star"] if plan_row["n_star"] and a1["n_star"] else None},
         "compute_optimal": {**plan_row, "largest_flops": report["trained"]["flops"][1]},
         "honesty": _honesty(list_runs(sweep.out)),
         "phases": {k: round(v, 1) for k, v in phases.items()},
@@ -170,6 +203,18 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
     write_json(out / "summary.json", summary)
     write_text(out / "summary.txt", format_summary(summary) + "\n")
     return summary
+
+
+def design_rounds(rounds: list[dict], smallest_params: float) -> list[dict]:
+    """Each round in the summary and the report: its runs, N* at the target after it (`bounded`'s record:
+    nothing below one parameter), and the runs it suggested with the N* they were expected to give."""
+    from robustscale.sweep.design import n_star_record
+
+    return [{"round": r["round"], "runs": r["runs"], "law": r["law"], "suggest": r["suggest"],
+             "n_star": n_star_record(r["n_star"], seen=smallest_params), "suggested": r["suggested"],
+             "spent": r["spent"], "chosen_by": r["chosen_by"],
+             "expected": n_star_record(r["expected"], seen=smallest_params),
+             "warnings": r["warnings"]} for r in rounds]
 
 
 @contextlib.contextmanager
@@ -200,7 +245,9 @@ def _honesty(runs) -> list[dict]:
 
 
 def format_summary(s: dict) -> str:
-    co, a2, a1 = s["compute_optimal"], s["approach2"], s["approach1"]
+    from robustscale.laws.planning import bounded, describe_bounded, plan_bounds
+
+    co, a2, a1, design = s["compute_optimal"], s["approach2"], s["approach1"], s["design"]
     p, ranges = a2["params"], a2["intervals"]
     level = f"{100 * a2['level']:.0f}% intervals" if a2["level"] else "no intervals (no bootstrap)"
 
@@ -209,19 +256,29 @@ def format_summary(s: dict) -> str:
         return f"{k} = {p[k]:.2f}{r} ({a2['status'][k]})"
 
     lines = [
-        f"robustscale demo ({s['preset']}{', quick' if s['quick'] else ''}): {s['runs']} runs in {s['runs_dir']}",
+        (f"robustscale demo ({s['preset']}{', quick' if s['quick'] else ''}): {s['runs']} runs in "
+         f"{len(design['rounds'])} rounds in {s['runs_dir']}"),
         "  " + s["story"],
-        f"  Approach 2 law ({level}): {exponent('alpha')}, {exponent('beta')}, E = {p['E']:.3g}",
+        f"  Approach 2 law after the last round ({level}): {exponent('alpha')}, {exponent('beta')}, E = {p['E']:.3g}",
     ]
     if a2["anchored"]:
         lines.append(f"  {anchored_sentence(a2['anchored'])} (why: summary.json's approach2.anchored.reason)")
-    lines.append(f"  compute-optimal at 10x the largest budget ({sci(co['flops'])} FLOPs): "
-                 f"N* = {with_interval(co, 'n_star', count)} params, "
-                 f"D* = {with_interval(co, 'd_star', count)} samples, "
-                 f"robust accuracy {with_interval(co, 'accuracy', pct)}")
+    for before, r in zip([None, *design["rounds"]], design["rounds"]):
+        what = ("the grid" if before is None else "the grid's next row" if before["chosen_by"] == "grid-row"
+                else "chosen by suggest")
+        lines.append(f"  N* at {design['target_flops']:.3g} FLOPs after round {r['round']} ({len(r['runs'])} run(s), "
+                     f"{what}): {describe_bounded(r['n_star'], count, 'params')}")
+    accuracy = pct(co["accuracy"]) if co["accuracy"] is not None else "not determined"
+    if co.get("accuracy_lo") is not None and co.get("accuracy_hi") is not None:
+        accuracy += f" [{pct(co['accuracy_lo'])}, {pct(co['accuracy_hi'])}]"
+    lines.append(f"  compute-optimal at {co['flops']:.3g} FLOPs: "
+                 f"N* = {describe_bounded(plan_bounds(co, 'n_star'), count, 'params')}, "
+                 f"D* = {describe_bounded(plan_bounds(co, 'd_star'), count, 'samples')}, robust accuracy {accuracy}")
     if a1 is not None:
-        lines.append(f"  Approach 1 (envelope) at the same budget: N* = {count(a1['n_star'])}, "
-                     f"D* = {count(a1['d_star'])} (the law's N* is {co['n_star'] / a1['n_star']:.2g}x this)")
+        n1, d1 = (bounded(a1[k], seen=a1[f"{k}_not_determined_below"]) for k in ("n_star", "d_star"))
+        ratio = f" (the law's N* is {a1['n_star_ratio']:.2g}x this)" if a1["n_star_ratio"] else ""
+        lines.append(f"  Approach 1 (envelope) at the same budget: N* = {describe_bounded(n1, count, 'params')}, "
+                     f"D* = {describe_bounded(d1, count, 'samples')}{ratio}")
     for h in s["honesty"]:
         lines.append(f"  honesty {h['model']} @ {h['samples']:,} samples: TRADES {pct(h['trades_accuracy'])} "
                      f"vs standard {pct(h['standard_accuracy'])} PGD accuracy "

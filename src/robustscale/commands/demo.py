@@ -15,11 +15,11 @@ def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for runs, observations, laws and report."),
     preset: str = typer.Option("fashion-mnist", "--preset", help="fashion-mnist (CPU, minutes) | cifar10 (paper study, GPU)."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Real dataset folder (CIFAR-10 for --preset cifar10)."),
-    quick: bool = typer.Option(False, "--quick", help="A smaller grid (tests, smoke checks)."),
+    quick: bool = typer.Option(False, "--quick", help="A smaller grid and second round (tests, smoke checks)."),
     norm: str = typer.Option("linf", "--norm", help="Threat model of training and evaluation: linf or l2."),
     json_output: JsonOption = False,
 ) -> None:
-    """A real small scaling study: train a grid, collect, fit the law once, write the report and summary."""
+    """A real small scaling study in two rounds: a grid, then the runs suggest chooses; report, summary."""
     from robustscale.demo import format_summary, run_demo
 
     summary = run_demo(out=out, preset=preset, data_dir=data_dir, quick=quick, norm=norm,

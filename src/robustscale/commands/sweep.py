@@ -50,6 +50,25 @@ def sweep(
               f"to run {sci(grid['todo_flops'])}")
     from robustscale.progress import progress_bar
 
+    if spec.design is not None:  # an adaptive sweep: rounds of runs, fit and suggestion (sweep.design)
+        from robustscale.sweep.design import current_round, render_design, run_design
+
+        k = current_round(spec)
+        if k > 1:
+            err.print(f"design: going on in round {min(k, spec.design.rounds)} of {spec.design.rounds} (the laws and "
+                      f"suggestions of the rounds before are kept)")
+        with progress_bar(spec.design.rounds, "design") as advance:  # rounds done before pass quickly
+            def on_round(summary: dict) -> None:
+                err.print(render_design(summary))
+                advance()
+
+            result = run_design(spec, executor=executor, max_parallel=max_parallel, on_round=on_round,
+                                on_run=lambda run, state: err.print(f"[{state}] {run.name}"))
+        emit(result.asdict(), json_output, lambda _: _render_result(result))
+        if result.failed:
+            raise typer.Exit(1)
+        return
+
     with progress_bar(len(spec.runs), "sweep") as advance:
         def on_run(run, state: str) -> None:
             # plain text: rich would read "[finished]" as markup and drop it, and wrap long reasons

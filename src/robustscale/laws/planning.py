@@ -117,3 +117,67 @@ def tradeoff_table(est, flops: float, fid: float, omega_n: float, level: float =
         row["level"] = level
     row["plan"] = plan_table(est, [flops], fid, level)[0]
     return _finite_or_none(row)
+
+
+def bounded(value, lo=None, hi=None, *, floor: float = 1.0, seen: float | None = None,
+            level: float | None = None) -> dict:
+    """An estimate of a count (parameters, samples) and its interval, with nothing below `floor`.
+
+    A value or bound below one parameter or sample is not an answer: it means the data leave that side
+    open. It becomes None, and `not_determined_below` says up to where the data do speak: the interval's
+    upper end, else the estimate, else `seen` (the smallest count the runs tried). Returns {"value", "lo",
+    "hi", "level", "open_below", "not_determined_below"}.
+    """
+    def ok(x):
+        return x is not None and np.isfinite(x) and x >= floor
+
+    value, lo, hi = (float(x) if ok(x) else None for x in (value, lo, hi))
+    has_interval = level is not None
+    open_below = value is None or (has_interval and lo is None)
+    below = None
+    if open_below:
+        below = next((x for x in (hi, value, seen) if x is not None), None)
+    return {"value": value, "lo": lo if has_interval else None, "hi": hi if has_interval else None,
+            "level": level, "open_below": open_below, "not_determined_below": below}
+
+
+def describe_bounded(b: dict, fmt, unit: str) -> str:
+    """`bounded`'s record in words: "275,226 params [90% interval 12,003 to 510,078]", or
+    "not determined below 510,078 params" where the data leave the lower side open."""
+    level = f"{100 * b['level']:.0f}% interval" if b["level"] else None
+    unit = f" {unit}" if unit else ""
+    if b["value"] is None:
+        text = (f"not determined below {fmt(b['not_determined_below'])}{unit}" if b["not_determined_below"]
+                else "not determined")
+        return text + (f" ({level} upper end {fmt(b['hi'])})" if level and b["hi"] is not None
+                       and b["hi"] != b["not_determined_below"] else "")
+    text = f"{fmt(b['value'])}{unit}"
+    if not level:
+        return text
+    if b["open_below"]:
+        return text + f" ({level}: not determined below {fmt(b['not_determined_below'])})"
+    upper = fmt(b["hi"]) if b["hi"] is not None else "not determined above"
+    return text + f" [{level} {fmt(b['lo'])} to {upper}]"
+
+
+def bounded_plan(row: dict, seen: dict | None = None) -> dict:
+    """A plan row (`plan_table`'s) with `bounded`'s rule on n_star and d_star: values and bounds below one
+    become None, and `<key>_not_determined_below` (None where determined) says up to where the data speak.
+    seen: {"n_star": smallest parameter count run, "d_star": smallest sample count}, the last resort of that."""
+    out = dict(row)
+    for key in ("n_star", "d_star"):
+        b = bounded(row.get(key), row.get(f"{key}_lo"), row.get(f"{key}_hi"), seen=(seen or {}).get(key),
+                    level=row.get("level"))
+        out[key] = b["value"]
+        if f"{key}_lo" in row:
+            out[f"{key}_lo"], out[f"{key}_hi"] = b["lo"], b["hi"]
+        out[f"{key}_not_determined_below"] = b["not_determined_below"]
+    return out
+
+
+def plan_bounds(row: dict, key: str) -> dict:
+    """`bounded`'s record of one key ("n_star", "d_star") of a `bounded_plan` row (for `describe_bounded`)."""
+    below = row.get(f"{key}_not_determined_below")
+    return {"value": row.get(key), "lo": row.get(f"{key}_lo"), "hi": row.get(f"{key}_hi"),
+            "level": row.get("level") if f"{key}_lo" in row else None, "open_below": below is not None,
+            "not_determined_below": below}

@@ -86,11 +86,14 @@ def _size_colors(fig, ax, params):
     return {n: cmap(norm(n)) for n in uniq}
 
 
-def plot_isoflop(obs: pd.DataFrame | str | os.PathLike, law, out, fid: float | None = None) -> Path:
+def plot_isoflop(obs: pd.DataFrame | str | os.PathLike, law, out, fid: float | None = None,
+                 marked=None, n_star_rounds=()) -> Path:
     """Fig. 4 (left/middle), Fig. 5: observed final losses vs the law, and isoLoss contours with N*.
 
     Parameters: obs (observations), law (fitted Approach 2 or 3), out (.png/.svg), fid (data
-    quality of the contour panel; None = FID of the source with the most runs).
+    quality of the contour panel; None = FID of the source with the most runs), marked (run names
+    drawn as stars: an adaptive sweep's later rounds), n_star_rounds ([(label, flops, record)]: an
+    N* estimate and interval per round, `laws.planning.bounded` records, drawn at their budget).
     Left: each run's final loss against FLOPs, coloured by model size, law predictions as lines.
     Right: predicted loss over (FLOPs, N) with the compute-optimal N*(FLOPs) curve.
     """
@@ -118,6 +121,20 @@ def plot_isoflop(obs: pd.DataFrame | str | os.PathLike, law, out, fid: float | N
     n_star = np.atleast_1d(law.optimum(flops, fid)[0])
     ax1.plot(flops, n_star, color="red", label="N*")
     ax1.scatter(runs["flops"], runs["params"], color="white", edgecolor="black", s=10, label="runs")
+    later = runs[runs["run"].isin(list(marked or []))]
+    if len(later):
+        for ax, y in ((ax0, "loss"), (ax1, "params")):
+            ax.scatter(later["flops"], later[y], marker="*", s=90, color="none", edgecolor="red", lw=1,
+                       label="later rounds' runs")
+        ax0.legend(fontsize=6)
+    for i, (label, budget, b) in enumerate(n_star_rounds):
+        x = budget * 1.25 ** i  # side by side at the budget they were planned for
+        lo = b["lo"] if b["lo"] is not None else n_grid[0]  # open below: down to the panel's edge
+        hi = b["hi"] if b["hi"] is not None else (b["value"] or b["not_determined_below"] or n_grid[0])
+        color = ("orange", "magenta", "cyan")[i % 3]
+        ax1.plot([x, x], [lo, hi], color=color, lw=2, label=label)
+        if b["value"] is not None:
+            ax1.scatter([x], [b["value"]], color=color, s=16)
     ax1.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel="parameters N",
             ylim=(n_grid[0], n_grid[-1]), title=f"isoLoss contours, FID={fid:g}")
     ax1.legend(fontsize=6)

@@ -44,13 +44,16 @@ def load_source(source: str | os.PathLike):
 
 def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | os.PathLike | None = None,
                  bootstrap: int = BOOTSTRAP_K, level: float = LEVEL, progress: bool = False,
-                 exclude_small_runs: bool = True, accuracy_map: str = "runs") -> dict:
+                 exclude_small_runs: bool = True, accuracy_map: str = "runs", budget: float | None = None,
+                 design: list[dict] | None = None, marked: list[str] | None = None) -> dict:
     """Fit (or load) the law, draw every figure and write index.html; returns report.json's content.
 
     Parameters: source (runs dir or observations table), out (folder), law (law.json or preset
     name; None = fit Approach 2 here), bootstrap (resamples for intervals; 0 = none), level
     (interval level, in (0, 1)), progress (a progress bar on stderr), exclude_small_runs and
-    accuracy_map (the fit's, see Approach2; for a law fitted here).
+    accuracy_map (the fit's, see Approach2; for a law fitted here), budget (FLOPs of the plan;
+    None = 10x the largest run's), design (an adaptive sweep's rounds, `demo.design_rounds`: N* after
+    each is shown and drawn), marked (runs drawn apart on the isoFLOP figure: a design's later rounds).
     Returns: report.json's content; its approach2.excluded_runs lists the runs the fit left out.
     """
     from robustscale.laws import Approach1, fit_law, load_law, save_law
@@ -68,7 +71,9 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
     # The source with the most runs is the one the figures describe (the paper's PFGM++ / DG-20).
     main_source = str(obs.groupby("source")["run"].nunique().idxmax())
     fid = float(obs.loc[obs["source"] == main_source, "fid"].iloc[0])
-    budget = PLAN_MULTIPLE * float(obs["flops"].max())
+    budget = PLAN_MULTIPLE * float(obs["flops"].max()) if budget is None else float(budget)
+    # nothing below one parameter or sample is an answer (laws.planning.bounded)
+    seen = {"n_star": float(obs["params"].min()), "d_star": float(obs["samples"].min())}
 
     k = bootstrap if law is None else 0
     with progress_bar(k + 1 + len(FIGURES), "report", enabled=progress) as advance:
@@ -85,7 +90,7 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
         except RobustscaleError:  # too few runs per source for an envelope: that figure fits its own
             law1 = None
         advance()
-        figures, failed = _draw(obs, law2, law1, out, main_source, fid, budget, advance)
+        figures, failed = _draw(obs, law2, law1, out, main_source, fid, budget, advance, design, marked)
 
     save_law(law2, out / "law.json")
     if law1 is not None:
@@ -95,10 +100,9 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
         "observations": int(len(obs)), "runs": int(obs["run"].nunique()), "main_source": main_source,
         "fid": fid,
         "trained": _trained(obs),
-        "approach2": _law_summary(law2, [budget, *FORECAST_FLOPS], fid, level),
-        "approach1": None if law1 is None else {
-            "params": law1.params_,
-            **dict(zip(("n_star", "d_star"), map(float, law1.optimum(budget, fid)[:2])))},
+        "approach2": _law_summary(law2, [budget, *FORECAST_FLOPS], fid, level, seen),
+        "approach1": None if law1 is None else {"params": law1.params_, **_approach1_optimum(law1, budget, fid, seen)},
+        "design": design,
         "wall_s": None,
     }
     result["plan"] = result["approach2"]["plans"][0]
@@ -109,13 +113,27 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
     return result
 
 
-def _draw(obs, law2, law1, out: Path, main_source: str, fid: float, budget: float, advance):
+def _approach1_optimum(law1, budget: float, fid: float, seen: dict) -> dict:
+    """Approach 1's N*, D* at the budget; below one parameter or sample: None and not determined below X."""
+    from robustscale.laws.planning import bounded
+
+    out = {}
+    for key, value in zip(("n_star", "d_star"), law1.optimum(budget, fid)[:2]):
+        b = bounded(float(value), seen=seen[key])
+        out[key], out[f"{key}_not_determined_below"] = b["value"], b["not_determined_below"]
+    return out
+
+
+def _draw(obs, law2, law1, out: Path, main_source: str, fid: float, budget: float, advance, design=None,
+          marked=None):
     """Every figure of FIGURES as out/NAME.png; ({name: path}, {name: why not drawn})."""
     from robustscale.laws import plots
 
+    # an adaptive sweep's N* intervals, one per round, drawn at their target on the isoFLOP figure
+    n_star_rounds = [(f"N* after round {r['round']}", budget, r["n_star"]) for r in design or []]
     draw = {
         "training_curves": lambda p: plots.plot_envelope(obs, p, law=law1, source=main_source),
-        "isoflop": lambda p: plots.plot_isoflop(obs, law2, p, fid=fid),
+        "isoflop": lambda p: plots.plot_isoflop(obs, law2, p, fid=fid, marked=marked, n_star_rounds=n_star_rounds),
         "law_fit": lambda p: plots.plot_law_fit(obs, law2, p),
         # from the runs' own compute out to Fig. 1's horizon, so the forecast starts where the data are
         "forecast": lambda p: plots.plot_forecast(
@@ -160,9 +178,10 @@ def _scored_images(splits: list[str] | None) -> str:
     return "held-out images (the test split for some runs, held-out training images for others)"
 
 
-def _law_summary(est, budgets: list[float], fid: float, level: float) -> dict:
+def _law_summary(est, budgets: list[float], fid: float, level: float, seen: dict | None = None) -> dict:
     """The law as every reader shows it: parameters, their intervals, the guard's verdict, plans."""
     from robustscale.laws import parameter_intervals, plan_table
+    from robustscale.laws.planning import bounded_plan
 
     boot = bool(getattr(est, "bootstrap_", None))
     diagnostics = list(getattr(est, "diagnostics_", None) or [])
@@ -179,7 +198,7 @@ def _law_summary(est, budgets: list[float], fid: float, level: float) -> dict:
                    else "not identified" for k in est.params_},
         "anchored": getattr(est, "anchored_", None),
         "diagnostics": diagnostics,
-        "plans": plan_table(est, budgets, fid, level),
+        "plans": [bounded_plan(row, seen) for row in plan_table(est, budgets, fid, level)],
         "excluded_runs": list(getattr(est, "excluded_runs_", None) or []),
         # where predicted accuracy comes from: "runs", a borrowed map by name, or None (not predicted)
         "accuracy_map": getattr(est, "accuracy_map_", None),
@@ -195,6 +214,8 @@ def _range(lo, hi, fmt, level) -> str:
 def story(r: dict) -> str:
     """The report's opening paragraph, in plain words: what was trained, what the law says, how sure.
     It claims only what the observations hold (any study's runs, not only adversarial training)."""
+    from robustscale.laws.planning import describe_bounded, plan_bounds
+
     t, law, plan = r["trained"], r["approach2"], r["plan"]
     p = law["params"]
     n, d = t["params"], t["samples"]
@@ -205,12 +226,14 @@ def story(r: dict) -> str:
     if excluded:
         trained += (f" The fit leaves {len(excluded)} of them out by {excluded[0]['reason']}; "
                     "refit with them kept to compare.")
+    n_text, d_text = (describe_bounded(plan_bounds(plan, k), count, unit)
+                      for k, unit in (("n_star", "parameters"), ("d_star", "samples")))
+    split = (f"the best split is a model of {n_text} trained on {d_text}" if plan["n_star"] is not None
+             else f"the runs leave the best model size open ({n_text}; data {d_text})")
     says = (f"The fitted law says the loss falls like N^-{p['alpha']:.2f} with model size and "
-            f"D^-{p['beta']:.2f} with training data, towards a floor of {p['E']:.3g}. With 10x the largest "
-            f"compute used here ({sci(plan['flops'])} FLOPs), the best split is a model of about "
-            f"{count(plan['n_star'])} parameters"
-            f"{_range(plan.get('n_star_lo'), plan.get('n_star_hi'), count, law['level'])} trained on "
-            f"{count(plan['d_star'])} samples, predicted to reach a loss of {fixed(plan['loss'], 3)}"
+            f"D^-{p['beta']:.2f} with training data, towards a floor of {p['E']:.3g}. With "
+            f"{sci(plan['flops'])} FLOPs ({plan['flops'] / t['flops'][1]:.2g}x the largest compute used "
+            f"here), {split}, predicted to reach a loss of {fixed(plan['loss'], 3)}"
             f"{_range(plan.get('loss_lo'), plan.get('loss_hi'), lambda x: fixed(x, 3), law['level'])}")
     if plan.get("accuracy") is not None:
         borrowed = law.get("accuracy_map") not in (None, "runs")
@@ -220,6 +243,10 @@ def story(r: dict) -> str:
         if borrowed:
             says += f" by the borrowed loss-to-accuracy regression {law['accuracy_map']}"
     says += "."
+    for rd in r.get("design") or []:
+        says += (f" After round {rd['round']} of the design ({len(rd['runs'])} "
+                 f"{'' if rd['round'] == 1 else 'more '}run{'s' if len(rd['runs']) > 1 else ''}), N* = "
+                 f"{describe_bounded(rd['n_star'], count, 'parameters')}.")
     a1 = r.get("approach1")
     if a1 and a1.get("n_star") and plan["n_star"]:
         ratio = plan["n_star"] / a1["n_star"]

@@ -23,9 +23,12 @@ def render_html(result: dict) -> str:
     """The index.html text of a report (the dict `write_report` returns)."""
     import jinja2
 
+    from robustscale.laws.planning import describe_bounded, plan_bounds
+
     env = jinja2.Environment(loader=jinja2.PackageLoader("robustscale.report", "templates"),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=num, pct=pct)
+    env.filters.update(num=num, pct=pct, bounded=lambda b: describe_bounded(b, num, ""),
+                       count_of=lambda p, key: describe_bounded(plan_bounds(p, key), num, ""))
     law = result["approach2"]
     level = law.get("level")
     return env.get_template("report.html").render(

@@ -13,6 +13,7 @@ A sweep file describes the grid once (paper §3.1: models x sample budgets x dat
       - name: real
       - {name: edm-20, path: stores/edm20, fid: 1.82}
     baselines: [4k]                 # budgets at which a standard (non-adversarial) run is added too
+    design: {rounds: 2, budget_per_round: 1e14, target_flops: 1e15}   # adaptive: see sweep.design
     train: {batch_size: 128, lr: 0.1, attack_steps: 3}         # TrainConfig overrides
     evaluation: {eval_every: 512, eval_images: 256, eval_steps: 40}   # held-out PGD-CW attack
     slurm: {partition: debug, cpus_per_task: 2, mem_gb: 8, timeout_min: 120, gpus_per_node: 0}
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from robustscale.train.config import TrainConfig
 
 SWEEP_KEYS = ("dataset", "data_dir", "out", "models", "samples", "sources", "baselines", "train",
-              "evaluation", "slurm", "name")
+              "evaluation", "slurm", "name", "design")
 # Evaluation attack settings of a run (§3.1: PGD-40 on the CW loss; on test images by default).
 EVALUATION_KEYS = ("eval_every", "eval_images", "eval_steps", "eval_split")
 # Keys the sweep fixes per run: overriding them in `train:` would break the grid.
@@ -91,6 +92,7 @@ class SweepSpec:
     path: Path
     out: Path
     runs: list[SweepRun]
+    design: Any = None  # a `sweep.design.Design` when the file has a `design:` section (an adaptive sweep)
 
 
 def tasks_per_node(slurm: dict) -> int:
@@ -305,7 +307,12 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
         if r.name in seen:
             raise RobustscaleError(f"{where}: run {r.name!r} appears twice in the grid (duplicate model or budget)")
         seen.add(r.name)
-    return SweepSpec(path=path, out=out, runs=runs)
+    design = None
+    if data.get("design") is not None:
+        from robustscale.sweep.design import parse_design
+
+        design = parse_design(data["design"], f"{where}: design")
+    return SweepSpec(path=path, out=out, runs=runs, design=design)
 
 
 def plan(sweep: SweepSpec) -> dict:

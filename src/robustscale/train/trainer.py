@@ -137,7 +137,7 @@ class Trainer:
                 raise RobustscaleError("tensorboard: needs the tensorboard package (pip install tensorboard)"
                                        ) from None
         self.bf16 = cfg.bf16 if cfg.bf16 is not None else self.is_cuda
-        self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.is_cuda
+        self.channels_last = cfg.channels_last if cfg.channels_last is not None else True
         self.autocast_dtype = torch.bfloat16 if self.bf16 else None
         self._build_data()
         # the FID and source name found, as config.json and the checkpoint record them
