@@ -23,11 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 import bench_pgd  # bench/ is on sys.path when a script here runs
 import bench_train
+import numpy as np
+import torch
 from bench_data import make_npz
 
 RESULTS = Path(__file__).with_name("RESULTS.md")

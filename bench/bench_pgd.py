@@ -23,8 +23,8 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-
 from bench_train import bench_arguments, timed  # bench/ is on sys.path when a script here runs
+
 from robustscale.attacks.evaluation import robust_evaluation
 from robustscale.attacks.trades import frozen_bn_stats, frozen_weights, trades_attack
 from robustscale.data.datasets import dataset_info

@@ -16,12 +16,12 @@ import pytest
 from robustscale.data.datasets import check_dataset
 from robustscale.demo import run_demo
 from robustscale.errors import RobustscaleError
+from robustscale.formatting import count
 from robustscale.laws import load_law
 from robustscale.laws.planning import bounded, describe_bounded
 from robustscale.report import FIGURES
 from robustscale.runs import list_runs, observations
 from robustscale.sweep import load_sweep
-from robustscale.formatting import count
 
 PNG = b"\x89PNG\r\n\x1a\n"
 # every key of the summary that holds a count of parameters or samples (`bounded` records: value, lo, hi)

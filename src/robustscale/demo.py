@@ -33,7 +33,7 @@ from pathlib import Path
 from robustscale.data.datasets import check_dataset
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import write_json, write_text
-from robustscale.formatting import anchored_sentence, count, pct, sci, with_interval
+from robustscale.formatting import anchored_sentence, count, pct
 from robustscale.rundir import RunDir
 
 # The demo's length in one number: the training FLOPs (the one FLOPs count) of its second round, the

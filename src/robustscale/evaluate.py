@@ -104,8 +104,14 @@ def evaluate_checkpoint(config: EvalConfig, progress: bool = True) -> dict:
     """Evaluate `config.checkpoint` on the first `config.n` test images; returns eval.json's content."""
     import torch
 
-    from robustscale.data.datasets import (check_norm, class_names, default_eps, eps_note, images_to_tensor,
-                                           load_dataset)
+    from robustscale.data.datasets import (
+        check_norm,
+        class_names,
+        default_eps,
+        eps_note,
+        images_to_tensor,
+        load_dataset,
+    )
 
     if config.attack not in ATTACKS:
         raise RobustscaleError(f"attack: expected one of {', '.join(ATTACKS)}, got {config.attack!r}")

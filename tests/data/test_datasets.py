@@ -13,8 +13,14 @@ import numpy as np
 import pytest
 from archives import ARCHIVES, MAKERS, _images, run
 
-from robustscale.data.datasets import (CIFAR100_CLASSES, DATASETS, class_names, default_eps, eps_note,
-                                       load_dataset)
+from robustscale.data.datasets import (
+    CIFAR100_CLASSES,
+    DATASETS,
+    class_names,
+    default_eps,
+    eps_note,
+    load_dataset,
+)
 from robustscale.errors import RobustscaleError
 
 

@@ -13,10 +13,16 @@ import torch
 from scipy import linalg
 from torch import nn
 
-from robustscale.data.fid import (compute_fid, feature_statistics, fid_from_features,
-                                  frechet_distance,
-                                  inception_features, inception_weights, load_inception)
 from robustscale.data.convert import convert
+from robustscale.data.fid import (
+    compute_fid,
+    feature_statistics,
+    fid_from_features,
+    frechet_distance,
+    inception_features,
+    inception_weights,
+    load_inception,
+)
 from robustscale.data.store import open_store
 from robustscale.errors import RobustscaleError
 

@@ -6,9 +6,16 @@ import pytest
 from studyutil import make_npz
 
 from robustscale.errors import RobustscaleError
-from robustscale.human_study.answers import (AnswerRejected, add_rater, answered_count,
-                                             rater_for_token, rater_sequence, record_answer,
-                                             revoke_rater, undo_answer)
+from robustscale.human_study.answers import (
+    AnswerRejected,
+    add_rater,
+    answered_count,
+    rater_for_token,
+    rater_sequence,
+    record_answer,
+    revoke_rater,
+    undo_answer,
+)
 from robustscale.human_study.images import create_study
 
 

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from studyutil import Server, make_npz
 
+from robustscale.human_study.answers import add_rater, revoke_rater
 from robustscale.human_study.app import create_app
 from robustscale.human_study.config import Settings
 from robustscale.human_study.db import Answer, Image
-from robustscale.human_study.answers import add_rater, revoke_rater
 from robustscale.human_study.images import create_study
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sqlalchemy import func, select
+from studyutil import FASHION_CLASSES, Server, make_npz
 
 from robustscale.errors import RobustscaleError
 from robustscale.human_study.db import Image, Study
 from robustscale.human_study.images import create_study
-from studyutil import FASHION_CLASSES, Server, make_npz
 
 
 def _count(sessions, model) -> int:

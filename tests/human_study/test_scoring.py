@@ -117,8 +117,8 @@ def test_score_says_why_kappa_is_undefined():
 def test_score_cli_reproduces_table4_through_the_database(tmp_path, cli):
     """The paper's counts through the real pipeline: npz -> study create -> answers in SQLite ->
     `study score --json`."""
-    from robustscale.human_study.db import Answer, Image, make_engine, make_sessionmaker
     from robustscale.human_study.answers import add_rater
+    from robustscale.human_study.db import Answer, Image, make_engine, make_sessionmaker
     from robustscale.human_study.images import create_study
 
     r = paper_ratings()

@@ -3,8 +3,14 @@
 import pytest
 import torch
 
-from robustscale.flops import (STANDARD_FORWARD_EQUIVALENTS, TRADES_FORWARD_EQUIVALENTS, flops_ratio,
-                               flops_summary, forward_flops, train_flops_per_sample)
+from robustscale.flops import (
+    STANDARD_FORWARD_EQUIVALENTS,
+    TRADES_FORWARD_EQUIVALENTS,
+    flops_ratio,
+    flops_summary,
+    forward_flops,
+    train_flops_per_sample,
+)
 from robustscale.models import create_model
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from runstore import make_run, study_runs  # noqa: F401  (fixtures shared with tests/runs)
 
 # The shape of Chinchilla's Figure 4 as Epoch AI reconstructed it (epoch-research/analyzing-chinchilla,

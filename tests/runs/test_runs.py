@@ -12,7 +12,6 @@ import pytest
 from robustscale.errors import RobustscaleError
 from robustscale.laws import load_observations
 from robustscale.runs import collect, list_runs, observations
-
 from runstore import make_run
 
 

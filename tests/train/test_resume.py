@@ -12,7 +12,6 @@ import pytest
 from safetensors.torch import load_file
 
 
-
 def test_kill_and_resume_is_bitwise_identical(tmp_path, tiny, run_cli, synthetic_store):
     """With a synthetic store mixed in (4 real + 28 synthetic per batch): same batches after resume."""
     args = [*tiny, "--samples", "384", "--eval-every", "192", "--checkpoint-every", "2",

@@ -9,8 +9,14 @@ from typing import Optional
 import typer
 
 from robustscale.commands.output import JsonOption, emit, table, warn
-from robustscale.human_study.config import (BATCH_SIZE, MAX_ATTENTION_FAILURE, N_RATERS,
-                                            VLM_MAX_TOKENS, VLM_TEMPERATURE, VLM_TIMEOUT)
+from robustscale.human_study.config import (
+    BATCH_SIZE,
+    MAX_ATTENTION_FAILURE,
+    N_RATERS,
+    VLM_MAX_TOKENS,
+    VLM_TEMPERATURE,
+    VLM_TIMEOUT,
+)
 
 study_app = typer.Typer(help="Human-validity study of adversarial images (paper §4, App. G).",
                         no_args_is_help=True)

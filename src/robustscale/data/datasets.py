@@ -25,7 +25,6 @@ import numpy as np
 
 from robustscale.errors import RobustscaleError
 
-
 NORMS = ("linf", "l2")  # the threat models: L-inf (the paper's) and L2 (DM-Improves-AT, RobustBench)
 
 

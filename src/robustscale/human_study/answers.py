@@ -20,8 +20,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from robustscale.errors import RobustscaleError
-from robustscale.human_study.db import (CONFIDENCES, PHASES, Answer, Image, Rater, get_study,
-                                        lock_rater, utcnow)
+from robustscale.human_study.db import (
+    CONFIDENCES,
+    PHASES,
+    Answer,
+    Image,
+    Rater,
+    get_study,
+    lock_rater,
+    utcnow,
+)
 
 # `<rater id>.<secret>`: ASCII digits only (str.isdigit also accepts '²', which int() rejects)
 # and bounded, so that an id never overflows a database integer; token_urlsafe(24) is 32 chars.

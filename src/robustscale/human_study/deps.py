@@ -18,8 +18,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import cookie_parser
 
-from robustscale.human_study.answers import (TOKEN_RE, hash_secret, rater_for_token,
-                                             rater_sequence, study_image_ids)
+from robustscale.human_study.answers import (
+    TOKEN_RE,
+    hash_secret,
+    rater_for_token,
+    rater_sequence,
+    study_image_ids,
+)
 from robustscale.human_study.db import AdminSession, Rater, Study, utcnow
 
 CSRF_COOKIE = "rs_csrf"

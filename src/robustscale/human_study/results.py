@@ -21,8 +21,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from robustscale.errors import RobustscaleError
 from robustscale.human_study.answers import answered_count, new_rater
 from robustscale.human_study.config import MAX_ATTENTION_FAILURE
-from robustscale.human_study.db import (CONFIDENCES, PHASES, Answer, Image, Rater, Reply, Study,
-                                        get_study, lock_rater)
+from robustscale.human_study.db import (
+    CONFIDENCES,
+    PHASES,
+    Answer,
+    Image,
+    Rater,
+    Reply,
+    Study,
+    get_study,
+    lock_rater,
+)
 from robustscale.human_study.scoring import Ratings, score
 
 EXPORT_COLUMNS = ("study", "rater", "kind", "external_id", "answer", "position", "index", "phase",

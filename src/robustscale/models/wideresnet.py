@@ -19,6 +19,7 @@ Matching the reference to float rounding needs three details:
 from __future__ import annotations
 
 import dataclasses
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -11,9 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from robustscale.human_study.db import Study, get_study
-from robustscale.human_study.deps import (ADMIN_COOKIE, client_address, csrf_token,
-                                          end_admin_session, get_session, new_admin_cookie,
-                                          require_admin, require_csrf)
+from robustscale.human_study.deps import (
+    ADMIN_COOKIE,
+    client_address,
+    csrf_token,
+    end_admin_session,
+    get_session,
+    new_admin_cookie,
+    require_admin,
+    require_csrf,
+)
 from robustscale.human_study.results import answer_rows, answers_csv, progress, study_ratings
 from robustscale.human_study.scoring import score
 

@@ -10,11 +10,23 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from robustscale.human_study.answers import (AnswerRejected, Progress, rater_progress,
-                                             record_answer, segment, undo_answer)
+from robustscale.human_study.answers import (
+    AnswerRejected,
+    Progress,
+    rater_progress,
+    record_answer,
+    segment,
+    undo_answer,
+)
 from robustscale.human_study.db import Image, Rater, Recruitment, Study, utcnow
-from robustscale.human_study.deps import (check_signature, csrf_token, get_session, rater_context,
-                                          require_csrf, sign)
+from robustscale.human_study.deps import (
+    check_signature,
+    csrf_token,
+    get_session,
+    rater_context,
+    require_csrf,
+    sign,
+)
 
 router = APIRouter(prefix="/r")
 
