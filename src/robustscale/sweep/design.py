@@ -31,7 +31,6 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from robustscale.errors import RobustscaleError
 from robustscale.fileio import write_json, write_text
@@ -39,45 +38,7 @@ from robustscale.formatting import count
 from robustscale.sweep.executors import run_sweep
 from robustscale.sweep.spec import SweepRun, SweepSpec, _read_file, load_sweep
 
-DESIGN_KEYS = ("rounds", "budget_per_round", "target_flops", "bootstrap")
-# Resampled laws per fit: the report's default (robustscale.report.build.BOOTSTRAP_K); the paper reports none.
-DEFAULT_BOOTSTRAP = 20
 LEVEL = 0.9  # the interval of N* that the suggestion shrinks (as plan, tradeoff and the report)
-
-
-@dataclasses.dataclass(frozen=True)
-class Design:
-    rounds: int
-    budget_per_round: float
-    target_flops: float
-    bootstrap: int = DEFAULT_BOOTSTRAP
-
-
-def parse_design(value: Any, where: str) -> Design:
-    """The validated `design:` section; RobustscaleError naming the field otherwise."""
-    if not isinstance(value, dict):
-        raise RobustscaleError(f"{where}: expected a mapping {{rounds, budget_per_round, target_flops}}, got {value!r}")
-    unknown = sorted(set(value) - set(DESIGN_KEYS))
-    if unknown:
-        raise RobustscaleError(f"{where}.{unknown[0]}: unknown design key (known: {', '.join(DESIGN_KEYS)})")
-    for key in ("rounds", "budget_per_round", "target_flops"):
-        if key not in value:
-            raise RobustscaleError(f"{where}.{key}: required")
-    rounds, bootstrap = value["rounds"], value.get("bootstrap", DEFAULT_BOOTSTRAP)
-    for key, v, least in (("rounds", rounds, 1), ("bootstrap", bootstrap, 0)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < least:
-            raise RobustscaleError(f"{where}.{key}: expected a whole number >= {least}, got {v!r}")
-    if bootstrap == 1:
-        raise RobustscaleError(f"{where}.bootstrap: expected 0 (no intervals) or at least 2 resamples, got 1")
-    numbers = {}
-    for key in ("budget_per_round", "target_flops"):
-        try:
-            numbers[key] = float(value[key])  # YAML reads 3e13 (no dot) as a string
-        except (TypeError, ValueError):
-            numbers[key] = float("nan")
-        if not numbers[key] > 0 or numbers[key] == float("inf"):
-            raise RobustscaleError(f"{where}.{key}: expected a number of FLOPs > 0, got {value[key]!r}")
-    return Design(rounds, numbers["budget_per_round"], numbers["target_flops"], bootstrap)
 
 
 def design_dir(sweep: SweepSpec) -> Path:

@@ -55,6 +55,47 @@ DEFAULT_SLURM = {"cpus_per_task": 2, "mem_gb": 8, "timeout_min": 24 * 60, "gpus_
 REAL_SOURCE = "real"
 
 
+# `design:` of an adaptive sweep (run by robustscale.sweep.design): rounds of runs chosen by `suggest`.
+DESIGN_KEYS = ("rounds", "budget_per_round", "target_flops", "bootstrap")
+# Resampled laws per fit: the report's default (robustscale.report.build.BOOTSTRAP_K); the paper reports none.
+DEFAULT_BOOTSTRAP = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Design:
+    rounds: int
+    budget_per_round: float
+    target_flops: float
+    bootstrap: int = DEFAULT_BOOTSTRAP
+
+
+def parse_design(value: Any, where: str) -> Design:
+    """The validated `design:` section; RobustscaleError naming the field otherwise."""
+    if not isinstance(value, dict):
+        raise RobustscaleError(f"{where}: expected a mapping {{rounds, budget_per_round, target_flops}}, got {value!r}")
+    unknown = sorted(set(value) - set(DESIGN_KEYS))
+    if unknown:
+        raise RobustscaleError(f"{where}.{unknown[0]}: unknown design key (known: {', '.join(DESIGN_KEYS)})")
+    for key in ("rounds", "budget_per_round", "target_flops"):
+        if key not in value:
+            raise RobustscaleError(f"{where}.{key}: required")
+    rounds, bootstrap = value["rounds"], value.get("bootstrap", DEFAULT_BOOTSTRAP)
+    for key, v, least in (("rounds", rounds, 1), ("bootstrap", bootstrap, 0)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise RobustscaleError(f"{where}.{key}: expected a whole number >= {least}, got {v!r}")
+    if bootstrap == 1:
+        raise RobustscaleError(f"{where}.bootstrap: expected 0 (no intervals) or at least 2 resamples, got 1")
+    numbers = {}
+    for key in ("budget_per_round", "target_flops"):
+        try:
+            numbers[key] = float(value[key])  # YAML reads 3e13 (no dot) as a string
+        except (TypeError, ValueError):
+            numbers[key] = float("nan")
+        if not numbers[key] > 0 or numbers[key] == float("inf"):
+            raise RobustscaleError(f"{where}.{key}: expected a number of FLOPs > 0, got {value[key]!r}")
+    return Design(rounds, numbers["budget_per_round"], numbers["target_flops"], bootstrap)
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepRun:
     """One training run of the grid: its name, its resolved TrainConfig (source name and FID included)
@@ -92,7 +133,7 @@ class SweepSpec:
     path: Path
     out: Path
     runs: list[SweepRun]
-    design: Any = None  # a `sweep.design.Design` when the file has a `design:` section (an adaptive sweep)
+    design: Design | None = None  # when the file has a `design:` section (an adaptive sweep)
 
 
 def tasks_per_node(slurm: dict) -> int:
@@ -309,8 +350,6 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
         seen.add(r.name)
     design = None
     if data.get("design") is not None:
-        from robustscale.sweep.design import parse_design
-
         design = parse_design(data["design"], f"{where}: design")
     return SweepSpec(path=path, out=out, runs=runs, design=design)
 
