@@ -93,10 +93,16 @@ def trades_step(reference):
 def test_one_trades_step_matches_the_reference(reference, trades_step):
     _, batch, _ = reference
     model, loss = trades_step
-    assert abs(loss - batch["trades_loss"].item()) < 1e-5
+    # PGD's sign steps make this loss ill-conditioned in the last bits: a gradient component near zero
+    # flips its sign with the CPU's summation order, moving one pixel by a whole step. Measured on the
+    # fixture: weights scaled by 1 + 1e-7 noise move the loss by up to 1.4e-3 (and one such draw gives
+    # the fixture's value to 3e-6), so machines whose kernels differ agree to ~1e-3, not 1e-5. A wrong
+    # attack is off by far more (measured: one step fewer -0.27, step 1.5/255 -0.70, beta 6 +2.4).
+    assert abs(loss - batch["trades_loss"].item()) < 5e-3
     # BatchNorm momentum 0.01, updated by the clean and then the adversarial batch, as the reference's
-    assert (model.batchnorm.running_mean - batch["running_mean_after"]).abs().max() < 1e-6
-    assert (model.batchnorm.running_var - batch["running_var_after"]).abs().max() < 1e-5
+    # the adversarial batch updates them too: the same 1e-7 weight noise moves them by up to 1e-5 / 5e-5
+    assert (model.batchnorm.running_mean - batch["running_mean_after"]).abs().max() < 5e-5
+    assert (model.batchnorm.running_var - batch["running_var_after"]).abs().max() < 2e-4
 
 
 def test_arch_must_match_the_tensors(reference):
