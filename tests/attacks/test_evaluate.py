@@ -123,7 +123,7 @@ def test_bad_input_one_line_exit_2(trained, tmp_path, cli):
 @pytest.mark.slow
 def test_study_counts_what_eval_json_counts(evaluated, tmp_path):
     """The human study's robust count is eval.json's accuracy_uint8, on the same saved uint8
-    images (it re-predicted them and found robust images eval.json's robust_acc did not)."""
+    images (it re-predicted them and found robust images eval.json's accuracy did not)."""
     from robustscale.human_study.db import make_engine, make_sessionmaker
     from robustscale.human_study.images import create_study
 
