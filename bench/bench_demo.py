@@ -53,8 +53,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     train, evaluation = preset["train"], preset["evaluation"]
     peak = matmul_peak()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 matmul peak {peak / 1e9:.1f} GFLOP/s; "
-          f"batch {train['batch_size']}, TRADES with {train['attack_steps']} attack steps; "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 matmul peak {peak / 1e9:.1f} "
+          f"GFLOP/s; batch {train['batch_size']}, TRADES with {train['attack_steps']} attack steps; "
           f"PGD-{evaluation['eval_steps']}-CW on {evaluation['eval_images']} held-out images")
     grid_s, counted_rates = 0.0, []
     for model in args.models.split(","):
@@ -78,18 +78,20 @@ def main() -> None:
         counted_rates.append(train_ips * t.flops_per_sample)  # the FLOPs count's (27 forwards) per second
         samples = sum(preset["samples"])
         evals = sum(max(1, s // evaluation["eval_every"]) for s in preset["samples"] + preset["baselines"])
-        # standard training runs ~3 forward-equivalents a sample against TRADES' ~10: about a quarter of the time
+        # standard training runs ~3 forward-equivalents a sample against TRADES' ~10:
+        # about a quarter of the time
         seconds = (samples + sum(preset["baselines"]) / 4) / train_ips + evals * eval_s
         grid_s += seconds
-        print(f"{model:>9}: {t.params:>7,} params  train {train_ips:6.0f} images/s ({executed / 1e9:5.1f} GFLOP/s "
-              f"executed, {100 * executed / peak:4.1f}% of the matmul peak)  evaluation "
-              f"{evaluation['eval_images'] / eval_s:6.0f} images/s ({eval_s:.1f} s each)  -> {seconds:.0f} s of round 1")
+        print(f"{model:>9}: {t.params:>7,} params  train {train_ips:6.0f} images/s ({executed / 1e9:5.1f} "
+              f"GFLOP/s executed, {100 * executed / peak:4.1f}% of the matmul peak)  evaluation "
+              f"{evaluation['eval_images'] / eval_s:6.0f} images/s ({eval_s:.1f} s each)  "
+              f"-> {seconds:.0f} s of round 1")
     rate = statistics.mean(counted_rates)  # the second round's models are suggest's choice: their mean
     spread, alone = SECOND_ROUND_FLOPS / (args.workers * rate), SECOND_ROUND_FLOPS / rate
-    print(f"predicted round 1 (training + evaluation): {grid_s / args.workers:.0f} s ({args.workers} run(s) at once, "
-          f"{args.threads} thread(s) each); round 2 ({SECOND_ROUND_FLOPS:.3g} counted FLOPs at "
-          f"{rate / 1e9:.0f} GFLOP/s counted per run): {spread:.0f} s spread over {args.workers} runs to {alone:.0f} s "
-          f"as one run, before its evaluations")
+    print(f"predicted round 1 (training + evaluation): {grid_s / args.workers:.0f} s ({args.workers} run(s) "
+          f"at once, {args.threads} thread(s) each); round 2 ({SECOND_ROUND_FLOPS:.3g} counted FLOPs at "
+          f"{rate / 1e9:.0f} GFLOP/s counted per run): {spread:.0f} s spread over {args.workers} runs to "
+          f"{alone:.0f} s as one run, before its evaluations")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ def measure_loader(device: torch.device, batch: int, images: int, batches: int) 
                 sync()
                 runs.append(batch * batches / (time.perf_counter() - t0))
             rates[name] = (statistics.mean(runs), statistics.pstdev(runs))
-    return {"inline": rates["inline"], "loader": rates["loader"], "ratio": rates["loader"][0] / rates["inline"][0]}
+    return {"inline": rates["inline"], "loader": rates["loader"],
+            "ratio": rates["loader"][0] / rates["inline"][0]}
 
 
 def commit() -> str:
@@ -98,8 +99,10 @@ def main() -> None:
     ap.add_argument("--dataset", default="cifar10" if cuda else "fashion-mnist")
     ap.add_argument("--batch", type=int, default=512 if cuda else 32)
     ap.add_argument("--device", default="cuda" if cuda else "cpu")
-    ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (e.g. 989: H100 SXM bf16)")
-    ap.add_argument("--compile", action="store_true", help="also compile (training step, attack frozen vs not)")
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="device peak for MFU (e.g. 989: H100 SXM bf16)")
+    ap.add_argument("--compile", action="store_true",
+                    help="also compile (training step, attack frozen vs not)")
     ap.add_argument("--loader-images", type=int, default=200_000 if cuda else 20_000)
     ap.add_argument("--write", action=argparse.BooleanOptionalAction, default=cuda,
                     help="append the figures to bench/RESULTS.md (default: on CUDA)")
@@ -124,8 +127,9 @@ def main() -> None:
     ]
     if args.compile:
         c = bench_pgd.measure_compiled_attack(args.model, args.dataset, args.batch, device=args.device)
-        rows.append(("compiled attack step ms", f"{c['compiled_frozen']:.1f} (frozen)", f"{c['compiled']:.1f}",
-                     f"{c['compiled_frozen'] / c['compiled']:.2f}", f"eager {c['eager']:.1f} ms"))
+        rows.append(("compiled attack step ms", f"{c['compiled_frozen']:.1f} (frozen)",
+                     f"{c['compiled']:.1f}", f"{c['compiled_frozen'] / c['compiled']:.2f}",
+                     f"eager {c['eager']:.1f} ms"))
     name = bench_train.device_name(device)
     print(f"{name}, torch {torch.__version__}")
     for bench, ours, ref, ratio, notes in rows:

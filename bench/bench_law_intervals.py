@@ -44,7 +44,8 @@ def main(datasets: int, k: int) -> None:
             lo, hi = row[f"{key}_lo"], row[f"{key}_hi"]
             hits[key].append(lo is not None and lo <= want[key] <= hi)
             widths[key].append(np.inf if lo is None else (hi / lo if key == "n_star" else hi - lo))
-        print(f"  dataset {seed:2d}: N* [{row['n_star_lo']:.3g}, {row['n_star_hi']:.3g}] (true {want['n_star']:.3g}), "
+        print(f"  dataset {seed:2d}: N* [{row['n_star_lo']:.3g}, {row['n_star_hi']:.3g}] "
+              f"(true {want['n_star']:.3g}), "
               f"L* [{row['loss_lo']:.4f}, {row['loss_hi']:.4f}] (true {want['loss']:.4f})", flush=True)
     wall = time.perf_counter() - t0
     print(f"{datasets} datasets x {k} resamples, {100 * NOISE:g}% noise, {wall:.0f} s")

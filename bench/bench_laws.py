@@ -88,14 +88,17 @@ def main(full: bool = False) -> None:
     ref_loss = np.exp(a) * ref_n**-alpha + np.exp(b) * ref_d**-beta + np.exp(e)
     mine = ours.plan(FORECAST_FLOPS, DG_FID)
 
-    label = "all 3125 starts" if full else f"{len(idx)} random starts (seed 0), time x{len(starts) / len(idx):.1f} to 3125"
+    label = ("all 3125 starts" if full
+             else f"{len(idx)} random starts (seed 0), time x{len(starts) / len(idx):.1f} to 3125")
     print(f"reference  (scipy L-BFGS-B per start, numeric gradients; {label}): "
           f"{ref_t:8.2f} s   objective {ref.fun:.12e}")
-    print(f"robustscale (fit_law: batched L-BFGS, analytic gradients, pruning, quality fit, guard; median of 3): "
-          f"{ours_t:8.2f} s   objective {ours_obj:.12e}")
-    print(f"RATIO: {ref_t / ours_t:.0f}x faster (goal >= 50x); objective ours - reference = {ours_obj - ref.fun:+.3e} "
+    print("robustscale (fit_law: batched L-BFGS, analytic gradients, pruning, quality fit, guard; "
+          f"median of 3): {ours_t:8.2f} s   objective {ours_obj:.12e}")
+    print(f"RATIO: {ref_t / ours_t:.0f}x faster (goal >= 50x); "
+          f"objective ours - reference = {ours_obj - ref.fun:+.3e} "
           f"({'OK' if ours_obj <= ref.fun + 1e-9 else 'WORSE'}, goal <= +1e-9)")
-    print(f"forecast at 1e24 FLOPs, DG's FID, against the generating law: reference {_forecast_errors(ref_n, ref_loss, truth)}; "
+    print("forecast at 1e24 FLOPs, DG's FID, against the generating law: "
+          f"reference {_forecast_errors(ref_n, ref_loss, truth)}; "
           f"robustscale {_forecast_errors(mine['n_star'], mine['loss'], truth)}")
 
 

@@ -55,7 +55,8 @@ def measure(model_name: str = "wrn-10-1", dataset: str = "fashion-mnist", batch:
     def pgd_eval(_step):
         robust_evaluation(model, x, y, eps=info.default_eps, steps=steps, batch_size=batch)
 
-    plain, pgd = ([batch / t for t in timed(fn, 1, warmup, repeats, sync)] for fn in (forward_backward, pgd_eval))
+    plain, pgd = ([batch / t for t in timed(fn, 1, warmup, repeats, sync)]
+                  for fn in (forward_backward, pgd_eval))
     return {"model": model_name, "dataset": dataset, "device": str(device), "batch": batch, "steps": steps,
             "forward_backward": (statistics.mean(plain), statistics.pstdev(plain)),
             "pgd": (statistics.mean(pgd), statistics.pstdev(pgd)),
@@ -63,8 +64,10 @@ def measure(model_name: str = "wrn-10-1", dataset: str = "fashion-mnist", batch:
 
 
 def measure_compiled_attack(model_name: str = "wrn-10-1", dataset: str = "fashion-mnist", batch: int = 64,
-                            steps: int = 10, warmup: int = 2, repeats: int = 3, device: str | None = None) -> dict:
-    """ms per attack step (TRADES' PGD on the KL, train mode): eager, compiled, compiled with frozen weights."""
+                            steps: int = 10, warmup: int = 2, repeats: int = 3,
+                            device: str | None = None) -> dict:
+    """ms per attack step (TRADES' PGD on the KL, train mode): eager, compiled, compiled with \
+frozen weights."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     info, model, x, _, sync = _setup(model_name, dataset, batch, device)
     model.train()
@@ -76,7 +79,8 @@ def measure_compiled_attack(model_name: str = "wrn-10-1", dataset: str = "fashio
                               ("compiled_frozen", compiled, True)):
         def attack(_step, net=net, freeze=freeze):
             with frozen_bn_stats(model), frozen_weights(model) if freeze else contextlib.nullcontext():
-                trades_attack(net, x, clean, eps=info.default_eps, step_size=info.default_eps / 4, steps=steps)
+                trades_attack(net, x, clean, eps=info.default_eps, step_size=info.default_eps / 4,
+                              steps=steps)
 
         times = timed(attack, 1, warmup, repeats, sync)
         out[name] = 1000 * statistics.mean(times) / steps
@@ -85,17 +89,20 @@ def measure_compiled_attack(model_name: str = "wrn-10-1", dataset: str = "fashio
 
 def main() -> None:
     parser = bench_arguments(__doc__.splitlines()[0], 64, 40, "PGD steps (the paper's 40)")
-    parser.add_argument("--compile", action="store_true", help="also time compiled attack steps (slow to compile)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time compiled attack steps (slow to compile)")
     args = parser.parse_args()
     r = measure(args.model, args.dataset, args.batch, args.steps, args.warmup, args.repeats, args.device)
     print(f"{r['model']} on {r['dataset']} ({r['device']}, batch {r['batch']}, torch {torch.__version__})")
     print(f"  forward+backward : {r['forward_backward'][0]:10.1f} ± {r['forward_backward'][1]:.1f} img/s")
     print(f"  PGD-{r['steps']}-CW eval  : {r['pgd'][0]:10.1f} ± {r['pgd'][1]:.1f} img/s")
-    print(f"  ratio PGD / forward+backward: {r['ratio']:.4f} (ideal about 1/{r['steps'] + 1} = {1 / (r['steps'] + 1):.4f})")
+    print(f"  ratio PGD / forward+backward: {r['ratio']:.4f} (ideal about 1/{r['steps'] + 1} = "
+          f"{1 / (r['steps'] + 1):.4f})")
     if args.compile:
         c = measure_compiled_attack(args.model, args.dataset, args.batch, device=args.device)
-        print(f"  attack step: eager {c['eager']:.1f} ms, compiled {c['compiled']:.1f} ms, compiled with frozen "
-              f"weights {c['compiled_frozen']:.1f} ms (frozen / not: {c['compiled_frozen'] / c['compiled']:.2f})")
+        print(f"  attack step: eager {c['eager']:.1f} ms, compiled {c['compiled']:.1f} ms, compiled with "
+              f"frozen weights {c['compiled_frozen']:.1f} ms (frozen / not: "
+              f"{c['compiled_frozen'] / c['compiled']:.2f})")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ def timed(fn, n_steps, warmup, repeats, sync):
 def measure(model: str = "wrn-10-1", dataset: str = "fashion-mnist", batch: int = 32, steps: int = 2,
             warmup: int = 1, repeats: int = 3, device: str | None = None, compile: bool = False,
             peak_tflops: float | None = None, channels_last: bool | None = None) -> dict:
-    """images/s (mean, std) of our step and of the reference step, their ratio, and MFU when a peak is given."""
+    """images/s (mean, std) of our step and of the reference step, their ratio, and MFU when a peak is \
+given."""
     import copy
 
     from robustscale.data.datasets import images_to_tensor, load_dataset
@@ -99,14 +100,16 @@ def measure(model: str = "wrn-10-1", dataset: str = "fashion-mnist", batch: int 
         ours.apply_update(i)
 
     def ref_step(i):
-        reference_step(ref_model, ref_ema, ref_opt, x, y, eps=c.eps, step_size=c.step_size, steps=c.attack_steps,
-                       beta=c.beta, smoothing=c.label_smoothing, decay=c.ema_decay)
+        reference_step(ref_model, ref_ema, ref_opt, x, y, eps=c.eps, step_size=c.step_size,
+                       steps=c.attack_steps, beta=c.beta, smoothing=c.label_smoothing, decay=c.ema_decay)
 
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     fwd = forward_flops(ours.model)
     out = {"device": device_name(dev), "model": model, "batch": batch, "attack_steps": c.attack_steps,
-           "bf16": ours.bf16, "channels_last": ours.channels_last, "compile": compile, "torch": torch.__version__}
-    for name, fn, passes in (("reference", ref_step, 2 * c.attack_steps + 7), ("ours", our_step, 2 * c.attack_steps + 6)):
+           "bf16": ours.bf16, "channels_last": ours.channels_last, "compile": compile,
+           "torch": torch.__version__}
+    for name, fn, passes in (("reference", ref_step, 2 * c.attack_steps + 7),
+                             ("ours", our_step, 2 * c.attack_steps + 6)):
         ips = [batch * steps / t for t in timed(fn, steps, warmup, repeats, sync)]
         mean = statistics.mean(ips)
         out[name] = {"img_s": mean, "std": statistics.stdev(ips) if len(ips) > 1 else 0.0,
@@ -136,12 +139,15 @@ def main() -> None:
     ap = bench_arguments(__doc__.splitlines()[0], 32, 2, "steps per timed block")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (e.g. bf16 dense)")
-    ap.add_argument("--channels-last", choices=("on", "off"), default=None, help="default: the trainer's choice")
+    ap.add_argument("--channels-last", choices=("on", "off"), default=None,
+                    help="default: the trainer's choice")
     args = ap.parse_args()
     r = measure(args.model, args.dataset, args.batch, args.steps, args.warmup, args.repeats, args.device,
-                args.compile, args.peak_tflops, None if args.channels_last is None else args.channels_last == "on")
-    print(f"device {r['device']}, torch {r['torch']}, {r['model']}, batch {r['batch']}, PGD-{r['attack_steps']}, "
-          f"bf16 {r['bf16']}, channels_last {r['channels_last']}, compile {r['compile']}")
+                args.compile, args.peak_tflops,
+                None if args.channels_last is None else args.channels_last == "on")
+    print(f"device {r['device']}, torch {r['torch']}, {r['model']}, batch {r['batch']}, "
+          f"PGD-{r['attack_steps']}, bf16 {r['bf16']}, "
+          f"channels_last {r['channels_last']}, compile {r['compile']}")
     for name in ("reference", "ours"):
         mfu = f"  MFU {100 * r[name]['mfu']:.1f}%" if r[name]["mfu"] is not None else ""
         print(f"{name:>9}: {r[name]['img_s']:10.1f} ± {r[name]['std']:.1f} images/s{mfu}")

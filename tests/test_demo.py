@@ -25,7 +25,8 @@ from robustscale.sweep import load_sweep
 
 PNG = b"\x89PNG\r\n\x1a\n"
 # every key of the summary that holds a count of parameters or samples (`bounded` records: value, lo, hi)
-COUNT_KEYS = {f"{q}{end}" for q in ("n_star", "d_star") for end in ("", "_lo", "_hi", "_not_determined_below")} | {
+COUNT_KEYS = {f"{q}{end}" for q in ("n_star", "d_star")
+              for end in ("", "_lo", "_hi", "_not_determined_below")} | {
     "value", "lo", "hi", "not_determined_below"}
 
 
@@ -43,7 +44,8 @@ def test_missing_dataset_is_one_line_within_seconds(cli, tmp_path):
 def test_dataset_check_names_the_parameter(tmp_path):
     check_dataset("fashion-mnist")  # the installed package
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"")
-    with pytest.raises(RobustscaleError, match=r"^data_dir: no Fashion-MNIST in .*\(missing train-labels-idx1-ubyte"):
+    with pytest.raises(RobustscaleError, match=r"^data_dir: no Fashion-MNIST in .*\(missing "
+                                               r"train-labels-idx1-ubyte"):
         check_dataset("fashion-mnist", tmp_path)
     with pytest.raises(RobustscaleError, match="no CIFAR-10"):
         check_dataset("cifar10", tmp_path)
@@ -98,7 +100,8 @@ def test_quick_demo_two_rounds_against_its_files(quick_demo):
     for k, rnd in enumerate(s["design"]["rounds"], 1):
         law = load_law(out / "design" / f"round-{k}" / "law.json")
         n_star = law.plan(target, 0.0)["n_star"]
-        expected = bounded(n_star if n_star <= target / law.flops_per_param_sample_ else None)  # >= 1 sample too
+        # >= 1 sample too
+        expected = bounded(n_star if n_star <= target / law.flops_per_param_sample_ else None)
         if expected["value"] is None:
             assert rnd["n_star"]["value"] is None and rnd["n_star"]["not_determined_below"] >= 1, (k, rnd)
         else:
@@ -110,7 +113,8 @@ def test_quick_demo_two_rounds_against_its_files(quick_demo):
         value = bounded(plan[key])["value"]
         assert s["compute_optimal"][key] == (pytest.approx(value) if value else None), key
 
-    # the honesty check recomputed from result.json: TRADES beats standard training on PGD accuracy at every size
+    # the honesty check recomputed from result.json: TRADES beats standard training on PGD accuracy at
+    # every size
     final = {(x.model, x.samples_target, x.mode): json.loads((grid.out / x.run / "result.json").read_text())
              ["final"]["accuracy"] for x in list_runs(grid.out)}
     assert [(h["model"], h["samples"]) for h in s["honesty"]] == [("wrn-10-1", 256), ("wrn-16-1", 256)]
@@ -118,8 +122,10 @@ def test_quick_demo_two_rounds_against_its_files(quick_demo):
         assert h["trades_accuracy"] == final[(h["model"], h["samples"], "trades")]
         assert h["standard_accuracy"] == final[(h["model"], h["samples"], "standard")]
     assert s["honest"], s["honesty"]  # even this small
-    assert s["honest"] == all(h["trades_accuracy"] > h["standard_accuracy"] for h in s["honesty"]), s["honesty"]
-    assert s["eval_images"] == json.loads((grid.runs[0].out / "config.json").read_text())["eval_images"] == 128
+    assert s["honest"] == all(h["trades_accuracy"] > h["standard_accuracy"]
+                              for h in s["honesty"]), s["honesty"]
+    assert (s["eval_images"] == json.loads((grid.runs[0].out / "config.json").read_text())["eval_images"]
+            == 128)
 
     # nothing below one parameter or sample, anywhere in the summary
     def counts(node, key=""):

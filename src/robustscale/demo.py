@@ -7,7 +7,8 @@ on 2 CPU cores, plus a standard-training baseline per size (the honesty check: a
 must beat it on PGD robust accuracy), and fits the law with bootstrap intervals; its second round
 trains the runs `robustscale suggest` picks for SECOND_ROUND_FLOPS to narrow N* at the target budget,
 and fits again (`robustscale.sweep.design`). Every run is scored by PGD-CW on the same 1,024
-test images (the first of the test split: the law's loss is measured on them), so a point's accuracy has a standard error of at most 1.6 points. The CIFAR-10
+test images (the first of the test split: the law's loss is measured on them), so a point's accuracy \
+has a standard error of at most 1.6 points. The CIFAR-10
 preset is the paper's study (§3.1, Table 2 sizes, 5M-30M samples) for a GPU machine.
 
 Throughput behind the preset (`bench/bench_demo.py --threads 1`: TRADES with 2 attack steps at batch
@@ -46,7 +47,8 @@ SECOND_ROUND_FLOPS = 2e13
 PRESETS = {
     "fashion-mnist": {
         "dataset": "fashion-mnist",
-        # A 3 x 3 first round (the shape bench/bench_design.py starts from) leaves the second round its budget.
+        # A 3 x 3 first round (the shape bench/bench_design.py starts from) leaves the second round
+        # its budget.
         "models": ["wrn-10-1", "wrn-16-1", "wrn-28-1"],
         # From 1,024 samples up: at 512 (16 steps) no model has learned enough for size to matter,
         # and those runs only blur the effect of N.
@@ -63,7 +65,8 @@ PRESETS = {
         # each run and every 8,192 samples: an evaluation costs as much as training ~1,500 samples.
         "evaluation": {"eval_every": 8192, "eval_images": 1024, "eval_steps": 5},
         # Round 2 runs what `suggest` picks to narrow N* at 10x the first round's largest run (3.7e13 FLOPs).
-        "design": {"rounds": 2, "budget_per_round": SECOND_ROUND_FLOPS, "target_flops": 4e14, "bootstrap": 20},
+        "design": {"rounds": 2, "budget_per_round": SECOND_ROUND_FLOPS, "target_flops": 4e14,
+                   "bootstrap": 20},
     },
     "cifar10": {
         # §3.1: Table 2's WideResNets, budgets of 5M/10M/30M samples, the paper's training settings.
@@ -93,7 +96,8 @@ QUICK = {  # tests and smoke checks: two sizes, two tiny budgets, light evaluati
 
 def sweep_spec(preset: str, data_dir: str | os.PathLike | None, quick: bool, norm: str = "linf") -> dict:
     """The sweep file content of a preset (written to OUT/sweep.yaml and run by the sweep) under `norm`: an
-    adaptive sweep of two rounds, the grid and then the runs `suggest` chooses (`robustscale.sweep.design`)."""
+    adaptive sweep of two rounds, the grid and then the runs `suggest` chooses \
+(`robustscale.sweep.design`)."""
     from robustscale.data.datasets import check_norm
 
     if preset not in PRESETS:
@@ -101,7 +105,8 @@ def sweep_spec(preset: str, data_dir: str | os.PathLike | None, quick: bool, nor
     spec = {**PRESETS[preset], **(QUICK if quick else {})}
     if check_norm(norm) != "linf":  # the presets' L-inf attack step does not carry over: the norm's default
         spec["train"] = {**{k: v for k, v in spec["train"].items() if k != "step_size"}, "norm": norm}
-    return {"name": f"demo-{preset}", "out": "runs", "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+    return {"name": f"demo-{preset}", "out": "runs",
+            "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
             "sources": ["real"], **spec}
 
 
@@ -132,9 +137,10 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
     grid = plan(sweep)
     design = sweep.design
     phases["plan"] = time.perf_counter() - t
-    log(f"demo: round 1: {len(sweep.runs)} runs ({len(spec['models'])} sizes x {len(spec['samples'])} budgets "
-        f"TRADES + standard baselines), {grid['total_flops']:.3g} training FLOPs; then {design.rounds - 1} round(s) "
-        f"of runs chosen by suggest for {design.budget_per_round:.3g} FLOPs each -> {sweep.out}")
+    log(f"demo: round 1: {len(sweep.runs)} runs ({len(spec['models'])} sizes x {len(spec['samples'])} "
+        f"budgets TRADES + standard baselines), {grid['total_flops']:.3g} training FLOPs; "
+        f"then {design.rounds - 1} round(s) of runs chosen by suggest for {design.budget_per_round:.3g} "
+        f"FLOPs each -> {sweep.out}")
 
     t = time.perf_counter()
     done = [0]
@@ -173,7 +179,8 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
     seen = {"n_star": float(obs["params"].min()), "d_star": float(obs["samples"].min())}
     later = [name for r in rounds[1:] for name in r["runs"]]
     by_round = design_rounds(rounds, seen["n_star"])
-    report = write_report(out / "observations.csv", out / "report", law=rounds[-1]["law"], budget=design.target_flops,
+    report = write_report(out / "observations.csv", out / "report", law=rounds[-1]["law"],
+                          budget=design.target_flops,
                           design=by_round, marked=later)
     phases["report"] = time.perf_counter() - t
 
@@ -187,17 +194,19 @@ def run_demo(out: str | os.PathLike = "demo-out", preset: str = "fashion-mnist",
         "eval_images": sweep.runs[0].config.eval_images,
         "design": {"target_flops": design.target_flops, "budget_per_round": design.budget_per_round,
                    "rounds": by_round},
-        "approach2": {k: law[k] for k in ("params", "level", "k", "intervals", "identified", "status", "anchored",
-                                          "diagnostics", "excluded_runs", "accuracy_map")},
+        "approach2": {k: law[k] for k in ("params", "level", "k", "intervals", "identified", "status",
+                                          "anchored", "diagnostics", "excluded_runs", "accuracy_map")},
         "approach1": None if a1 is None else {
             **a1,  # N*, D* below one parameter or sample are None there too (not determined)
             # the cross-check: Approach 2's N* over Approach 1's at the same budget
-            "n_star_ratio": plan_row["n_star"] / a1["n_star"] if plan_row["n_star"] and a1["n_star"] else None},
+            "n_star_ratio": plan_row["n_star"] / a1["n_star"]
+            if plan_row["n_star"] and a1["n_star"] else None},
         "compute_optimal": {**plan_row, "largest_flops": report["trained"]["flops"][1]},
         "honesty": _honesty(list_runs(sweep.out)),
         "phases": {k: round(v, 1) for k, v in phases.items()},
     }
-    summary["approach2"]["alpha"], summary["approach2"]["beta"] = law["params"]["alpha"], law["params"]["beta"]
+    summary["approach2"]["alpha"], summary["approach2"]["beta"] = (law["params"]["alpha"],
+                                                                   law["params"]["beta"])
     summary["honest"] = bool(summary["honesty"]) and all(h["margin"] > 0 for h in summary["honesty"])
     summary["wall_s"] = round(time.perf_counter() - t_start, 1)
     write_json(out / "summary.json", summary)
@@ -259,31 +268,35 @@ def format_summary(s: dict) -> str:
         (f"robustscale demo ({s['preset']}{', quick' if s['quick'] else ''}): {s['runs']} runs in "
          f"{len(design['rounds'])} rounds in {s['runs_dir']}"),
         "  " + s["story"],
-        f"  Approach 2 law after the last round ({level}): {exponent('alpha')}, {exponent('beta')}, E = {p['E']:.3g}",
+        f"  Approach 2 law after the last round ({level}): {exponent('alpha')}, {exponent('beta')}, "
+        f"E = {p['E']:.3g}",
     ]
     if a2["anchored"]:
         lines.append(f"  {anchored_sentence(a2['anchored'])} (why: summary.json's approach2.anchored.reason)")
     for before, r in zip([None, *design["rounds"]], design["rounds"]):
         what = ("the grid" if before is None else "the grid's next row" if before["chosen_by"] == "grid-row"
                 else "chosen by suggest")
-        lines.append(f"  N* at {design['target_flops']:.3g} FLOPs after round {r['round']} ({len(r['runs'])} run(s), "
-                     f"{what}): {describe_bounded(r['n_star'], count, 'params')}")
+        lines.append(f"  N* at {design['target_flops']:.3g} FLOPs after round {r['round']} ({len(r['runs'])} "
+                     f"run(s), {what}): {describe_bounded(r['n_star'], count, 'params')}")
     accuracy = pct(co["accuracy"]) if co["accuracy"] is not None else "not determined"
     if co.get("accuracy_lo") is not None and co.get("accuracy_hi") is not None:
         accuracy += f" [{pct(co['accuracy_lo'])}, {pct(co['accuracy_hi'])}]"
     lines.append(f"  compute-optimal at {co['flops']:.3g} FLOPs: "
                  f"N* = {describe_bounded(plan_bounds(co, 'n_star'), count, 'params')}, "
-                 f"D* = {describe_bounded(plan_bounds(co, 'd_star'), count, 'samples')}, robust accuracy {accuracy}")
+                 f"D* = {describe_bounded(plan_bounds(co, 'd_star'), count, 'samples')}, "
+                 f"robust accuracy {accuracy}")
     if a1 is not None:
         n1, d1 = (bounded(a1[k], seen=a1[f"{k}_not_determined_below"]) for k in ("n_star", "d_star"))
         ratio = f" (the law's N* is {a1['n_star_ratio']:.2g}x this)" if a1["n_star_ratio"] else ""
-        lines.append(f"  Approach 1 (envelope) at the same budget: N* = {describe_bounded(n1, count, 'params')}, "
+        lines.append("  Approach 1 (envelope) at the same budget: "
+                     f"N* = {describe_bounded(n1, count, 'params')}, "
                      f"D* = {describe_bounded(d1, count, 'samples')}{ratio}")
     for h in s["honesty"]:
         lines.append(f"  honesty {h['model']} @ {h['samples']:,} samples: TRADES {pct(h['trades_accuracy'])} "
                      f"vs standard {pct(h['standard_accuracy'])} PGD accuracy "
                      f"({100 * h['margin']:+.1f} points)")
-    lines.append(f"  adversarial training beats standard training at every size: {'yes' if s['honest'] else 'NO'}")
+    lines.append("  adversarial training beats standard training at every size: "
+                 f"{'yes' if s['honest'] else 'NO'}")
     lines.append(f"  report: {s['report']}")
     lines.append("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in s["phases"].items())
                  + f"; total wall time {s['wall_s']:.1f} s")

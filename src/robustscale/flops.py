@@ -55,7 +55,8 @@ def forward_flops(model, input_shape: tuple[int, int, int] | None = None) -> int
     return int(_meta_copy(model, input_shape).forward_flops())
 
 
-def train_flops_per_sample(model, input_shape: tuple[int, int, int] | None = None, mode: str = "trades") -> int:
+def train_flops_per_sample(model, input_shape: tuple[int, int, int] | None = None,
+                           mode: str = "trades") -> int:
     """Training FLOPs per sample seen (App. B): forward FLOPs x FORWARD_EQUIVALENTS[mode].
 
     model: a WideResNet or a registry name; input_shape: (C, H, W), e.g. `dataset_info(name).shape`
@@ -80,4 +81,5 @@ def flops_summary(model, input_shape: tuple[int, int, int] | None = None, mode: 
     per_sample = train_flops_per_sample(meta, mode=mode)
     return {"model": meta.config.name, "mode": mode, "input_shape": list(meta.input_shape()),
             "num_classes": meta.config.num_classes, "params": params,
-            "forward_flops": forward_flops(meta), "train_flops_per_sample": per_sample, "c": per_sample / params}
+            "forward_flops": forward_flops(meta), "train_flops_per_sample": per_sample,
+            "c": per_sample / params}

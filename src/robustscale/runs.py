@@ -107,7 +107,8 @@ def observations(runs_dir: str | os.PathLike, include_standard: bool = False):
                          # runs from before the norm existed were L-inf
                          "norm": config.get("norm", "linf"), "eps": config.get("eps")})
     if not rows:
-        raise RobustscaleError(f"{runs_dir}: no evaluation points in any adversarial run (nothing to collect)")
+        raise RobustscaleError(f"{runs_dir}: no evaluation points in any adversarial run "
+                               "(nothing to collect)")
     threats = sorted({(r["dataset"], r["norm"], r["eps"]) for r in rows}, key=str)
     if len(threats) > 1:  # losses under different attacks or data are different quantities: one law each
         raise RobustscaleError(f"{runs_dir}: runs of {len(threats)} different datasets / threat models "

@@ -1,4 +1,5 @@
-"""MixingSampler: 1 real : 7 synthetic, synthetic without replacement (also across kill/resume), DDP slices."""
+"""MixingSampler: 1 real : 7 synthetic, synthetic without replacement (also across kill/resume), DDP \
+slices."""
 
 import numpy as np
 import pytest
@@ -58,7 +59,8 @@ def test_real_images_reshuffle_each_pass(sources):
 def test_ranks_read_disjoint_slices_of_the_same_batch(sources):
     real, syn = sources
     whole = MixingSampler(real, syn, batch_size=64, seed=2).local_batch(5)
-    halves = [MixingSampler(real, syn, batch_size=64, seed=2, rank=r, world_size=2).local_batch(5) for r in (0, 1)]
+    halves = [MixingSampler(real, syn, batch_size=64, seed=2, rank=r, world_size=2).local_batch(5)
+              for r in (0, 1)]
     assert np.array_equal(np.concatenate([h[0] for h in halves]), whole[0])
     assert np.array_equal(np.concatenate([h[1] for h in halves]), whole[1])
 

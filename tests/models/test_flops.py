@@ -1,4 +1,5 @@
-"""FLOPs accounting (App. B): c in FLOPs = c N D within 3% of the paper's 7822; one function by mode and shape."""
+"""FLOPs accounting (App. B): c in FLOPs = c N D within 3% of the paper's 7822; one function by mode and \
+shape."""
 
 import pytest
 import torch
@@ -41,7 +42,8 @@ def test_forward_flops_by_hand():
     model.eval()(torch.rand(1, 1, 28, 28))
     assert forward_flops(model) == 2 * macs
     assert train_flops_per_sample(model) == TRADES_FORWARD_EQUIVALENTS * 2 * macs == 27 * 2 * macs
-    assert train_flops_per_sample(model, mode="standard") == STANDARD_FORWARD_EQUIVALENTS * 2 * macs == 3 * 2 * macs
+    assert (train_flops_per_sample(model, mode="standard")
+            == STANDARD_FORWARD_EQUIVALENTS * 2 * macs == 3 * 2 * macs)
     # a registry name at the dataset's shape counts what the built model counts
     assert train_flops_per_sample("wrn-10-1", (1, 28, 28)) == train_flops_per_sample(model)
     assert forward_flops("wrn-10-1") > forward_flops("wrn-10-1", (1, 28, 28))  # 3x32x32 by default

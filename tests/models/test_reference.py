@@ -36,7 +36,8 @@ def reference(tmp_path_factory):
     path = tmp_path_factory.mktemp("ref") / "weights-best.pt"
     # `watrain.py` save_model: the averaged and the trained model, both DDP(Sequential(wrn)) state dicts
     torch.save({"model_state_dict": state, "unaveraged_model_state_dict": state}, path)
-    return path, load_file(REFERENCE / "batch.safetensors"), json.loads((REFERENCE / "reference.json").read_text())
+    return (path, load_file(REFERENCE / "batch.safetensors"),
+            json.loads((REFERENCE / "reference.json").read_text()))
 
 
 def test_fixture_names_the_reference_commit_and_layout(reference):

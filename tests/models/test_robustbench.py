@@ -53,12 +53,14 @@ def test_export_then_evaluate_gives_identical_scores(trained, tmp_path, cli):
     common = ["--data", "fashion-mnist", "--attack", "pgd40-cw", "--n", 8, "--device", "cpu", "--no-progress",
               "--json"]
     ours = cli("evaluate", stem, *common, "--out", tmp_path / "ours")
-    theirs = cli("evaluate", tmp_path / "model.pt", "--arch", "wrn-10-1", *common, "--out", tmp_path / "theirs")
+    theirs = cli("evaluate", tmp_path / "model.pt", "--arch", "wrn-10-1", *common,
+                 "--out", tmp_path / "theirs")
     assert ours.returncode == 0 and theirs.returncode == 0, (ours.stderr, theirs.stderr)
     a, b = ours.json, theirs.json
     assert (a["clean_accuracy"], a["accuracy"], a["loss"]) == (b["clean_accuracy"], b["accuracy"], b["loss"])
     assert 0 < a["accuracy"]["pgd40-cw"] < a["clean_accuracy"]
-    flags = [pd.read_parquet(tmp_path / run / "per_image.parquet")["pgd40-cw_correct"] for run in ("ours", "theirs")]
+    flags = [pd.read_parquet(tmp_path / run / "per_image.parquet")["pgd40-cw_correct"]
+             for run in ("ours", "theirs")]
     assert (flags[0] == flags[1]).all()
     # the normalisation came back from the sidecar, not RobustBench's CIFAR-10 default (other scores)
     assert (a["checkpoint_format"], a["normalization"]["source"]) == ("robustscale", "config")
@@ -104,7 +106,8 @@ def test_missing_normalisation_is_recorded_or_refused(trained, tmp_path, cli):
     assert open_model(tmp_path / "rgb.pt").record()["normalization"] == {
         "mean": list(ROBUSTBENCH_MEAN), "std": list(ROBUSTBENCH_STD), "source": "robustbench_default"}
     model, _, _, _ = trained
-    torch.save(model.state_dict(), tmp_path / "gray.pt")  # one channel: RobustBench's CIFAR-10 default cannot be
+    # one channel: RobustBench's CIFAR-10 default cannot be
+    torch.save(model.state_dict(), tmp_path / "gray.pt")
     r = cli("evaluate", tmp_path / "gray.pt", "--data", "fashion-mnist", "--out", tmp_path / "o")
     assert r.returncode == 2 and r.stderr.startswith("error: mean/std: ") and "1-channel" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o" / "eval.json").exists()

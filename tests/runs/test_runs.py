@@ -40,7 +40,8 @@ def test_list_states_and_numbers(tmp_path, cli):
     listed = {x["run"]: x for x in json.loads(out.stdout)["runs"]}
     assert listed[stopped.name]["state"] == "stopped" and listed["wrn-10-1_real_4000"]["samples_done"] == 4000
     table = cli("runs", "list", root)
-    assert "wrn-22-1_real_4000" in table.stdout and "4,000/4,000" in table.stdout and "stopped" in table.stdout
+    assert ("wrn-22-1_real_4000" in table.stdout and "4,000/4,000" in table.stdout
+            and "stopped" in table.stdout)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

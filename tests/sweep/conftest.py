@@ -54,7 +54,8 @@ PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 SlurmctldParameters=preempt_send_user_signal
 NodeName={host} CPUs={cpus} RealMemory=4000 State=UNKNOWN
-PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=30
+PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE \
+GraceTime=30
 PartitionName=high Nodes={host} MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 PartitionName=short Nodes={host} MaxTime=1 State=UP
 """
@@ -123,7 +124,8 @@ def _start_munge() -> int | None:
         key.write_bytes(os.urandom(1024))
     for p in ("/run/munge", "/var/log/munge", "/var/lib/munge"):
         Path(p).mkdir(parents=True, exist_ok=True)
-    subprocess.run(["chown", "munge:munge", str(key), "/run/munge", "/var/log/munge", "/var/lib/munge"], check=True)
+    subprocess.run(["chown", "munge:munge", str(key), "/run/munge", "/var/log/munge", "/var/lib/munge"],
+                   check=True)
     key.chmod(0o400)
     subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], check=True)
     return _pid(Path("/run/munge/munged.pid"))
@@ -181,7 +183,8 @@ def slurm_cluster():
         _stop(_pid(d / "slurmd.pid"))
         _stop(_pid(d / "slurmctld.pid"))
         _stop(_pid(d / "slurmdbd.pid"))
-        subprocess.run(["mysql", "-e", f"DROP DATABASE IF EXISTS {db}; DROP USER IF EXISTS '{db_user}'@'localhost';"],
+        subprocess.run(["mysql", "-e", f"DROP DATABASE IF EXISTS {db}; DROP USER IF EXISTS "
+                                       f"'{db_user}'@'localhost';"],
                        capture_output=True)
         if started_mariadb:
             subprocess.run(["/etc/init.d/mariadb", "stop"], capture_output=True)

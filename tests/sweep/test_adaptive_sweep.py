@@ -49,7 +49,8 @@ def test_design_validation_names_the_field(tmp_path, design, field):
 
 
 def test_design_parsed_and_per_model_budgets(tmp_path):
-    sweep = load_sweep(write(tmp_path, design={**DESIGN, "budget_per_round": "2e11"}))  # YAML: 2e11 is a string
+    # YAML: 2e11 is a string
+    sweep = load_sweep(write(tmp_path, design={**DESIGN, "budget_per_round": "2e11"}))
     assert sweep.design.rounds == 2 and sweep.design.budget_per_round == 2e11 and sweep.design.bootstrap == 0
     assert current_round(sweep) == 1
     # a design round's file: each model with its own budgets, no shared grid
@@ -57,7 +58,8 @@ def test_design_parsed_and_per_model_budgets(tmp_path):
     path.write_text(yaml.safe_dump({**TINY, "samples": None,
                                     "models": [{"name": "wrn-10-1", "samples": [300]},
                                                {"name": "wrn-16-1", "samples": [100, 200]}]}))
-    assert [r.name for r in load_sweep(path).runs] == ["wrn-10-1_real_300", "wrn-16-1_real_100", "wrn-16-1_real_200"]
+    assert [r.name for r in load_sweep(path).runs] == ["wrn-10-1_real_300", "wrn-16-1_real_100",
+                                                       "wrn-16-1_real_200"]
 
 
 def test_budget_below_the_cheapest_run_is_one_error_before_training(tmp_path, cli):
@@ -73,8 +75,8 @@ def test_killed_adaptive_sweep_resumes_in_its_second_round(tmp_path, cli):
     untouched), finishes round 2's runs, and fits round 2's law on all of them."""
     path = write(tmp_path)
     runs, design = tmp_path / "runs", tmp_path / "design"
-    proc = subprocess.Popen([sys.executable, "-m", "robustscale", "sweep", str(path)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "robustscale", "sweep", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     second = design / "round-2" / "sweep.yaml"
     deadline = time.time() + 1800  # ~20 s on an idle 2-core machine; far longer on a shared one
     started = []
@@ -89,7 +91,8 @@ def test_killed_adaptive_sweep_resumes_in_its_second_round(tmp_path, cli):
     assert not (design / "round-2" / "law.json").exists(), "round 2 finished before the kill"
     round_1 = load_sweep(path).runs
     kept = {p: p.stat().st_mtime_ns for p in [*(r.out / "result.json" for r in round_1),
-                                              design / "round-1" / "law.json", design / "round-1" / "suggest.json"]}
+                                              design / "round-1" / "law.json",
+                                              design / "round-1" / "suggest.json"]}
     unfinished = [r.name for r in load_sweep(second).runs if not r.finished]
     assert unfinished, "round 2's runs all finished before the kill"
 
@@ -107,7 +110,8 @@ def test_killed_adaptive_sweep_resumes_in_its_second_round(tmp_path, cli):
     assert {x.name for x in load_sweep(second).runs} <= names
     assert len(names) == len(round_1) + len(load_sweep(second).runs)
     law_1, law_2 = (json.loads((design / f"round-{k}" / "law.json").read_text()) for k in (1, 2))
-    assert result["rounds"][1]["law"] == str(design / "round-2" / "law.json") and law_2["params"] != law_1["params"]
+    assert (result["rounds"][1]["law"] == str(design / "round-2" / "law.json")
+            and law_2["params"] != law_1["params"])
     if (design / "round-2" / "suggest.json").is_file():  # what to run next, as a sweep file, not run
         assert load_sweep(design / "next.yaml").runs
         assert not any(r.out.exists() for r in load_sweep(design / "next.yaml").runs)

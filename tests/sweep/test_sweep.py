@@ -71,7 +71,8 @@ def test_cli_invalid_sweep_exits_2_before_launching(tmp_path, cli):
     path = write_sweep(tmp_path, models=["wrn-10-1"], samples=[128, -5])
     r = cli("sweep", path)
     assert r.returncode == 2
-    assert r.stderr.startswith("error: ") and "samples[1]" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (r.stderr.startswith("error: ") and "samples[1]" in r.stderr
+            and len(r.stderr.strip().splitlines()) == 1)
     assert not (tmp_path / "runs").exists()
 
 
@@ -160,7 +161,8 @@ def test_failed_run_does_not_stop_others(tmp_path, cli):
     # a valid store (the sweep loads) of 2x2 images: training on Fashion-MNIST's 28x28 fails
     np.savez(tmp_path / "tiny.npz", image=np.zeros((8, 2, 2, 1), np.uint8), label=np.arange(8) % 10)
     convert(tmp_path / "tiny.npz", tmp_path / "broken-store", fid=3.0)
-    path = write_sweep(tmp_path, samples=[64], sources=[{"name": "broken", "path": "broken-store", "fid": 3.0}, "real"])
+    path = write_sweep(tmp_path, samples=[64],
+                       sources=[{"name": "broken", "path": "broken-store", "fid": 3.0}, "real"])
     r = cli("sweep", path)
     assert r.returncode == 1
     assert "FAILED wrn-10-1_broken_64" in r.stdout
@@ -169,9 +171,11 @@ def test_failed_run_does_not_stop_others(tmp_path, cli):
 
 def test_slurm_resources_one_task_per_gpu_and_batch_split(tmp_path):
     assert executor_parameters({"timeout_min": 5, "gpus_per_node": 4}, 1)["tasks_per_node"] == 4
-    assert executor_parameters({"timeout_min": 5, "gpus_per_node": 4, "tasks_per_node": 1}, 1)["tasks_per_node"] == 1
+    assert executor_parameters({"timeout_min": 5, "gpus_per_node": 4, "tasks_per_node": 1},
+                               1)["tasks_per_node"] == 1
     assert executor_parameters({"timeout_min": 5, "gpus_per_node": 0}, 1)["tasks_per_node"] == 1
-    path = write_sweep(tmp_path, models=["wrn-10-1", {"name": "wrn-16-1", "slurm": {"nodes": 2, "gpus_per_node": 8}}])
+    path = write_sweep(tmp_path, models=["wrn-10-1",
+                                        {"name": "wrn-16-1", "slurm": {"nodes": 2, "gpus_per_node": 8}}])
     grid = plan(load_sweep(path))
     assert [r["world_size"] for r in grid["runs"]] == [1, 16]
     path = write_sweep(tmp_path, slurm={"tasks_per_node": 3})  # batch 32 does not split over 3 processes
@@ -216,7 +220,8 @@ def test_dry_run_over_a_million_image_store_is_fast(tmp_path, cli):
 
 def _in_thread(fn):
     box = {}
-    thread = threading.Thread(target=lambda: box.setdefault("result", fn()), daemon=True)  # a failed test must not hang
+    # a failed test must not hang
+    thread = threading.Thread(target=lambda: box.setdefault("result", fn()), daemon=True)
     thread.start()
     return thread, box
 
@@ -244,13 +249,15 @@ def test_slurm_ddp_two_tasks_equal_torchrun_bitwise_after_preemption(tmp_path, s
                          slurm={"tasks_per_node": 2, "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 10})
     run_dir = sweep.runs[0].out
     events = []
-    sweeper, box = _in_thread(lambda: run_sweep(sweep, executor="slurm", on_run=lambda r, s: events.append(s)))
+    sweeper, box = _in_thread(lambda: run_sweep(sweep, executor="slurm",
+                                                on_run=lambda r, s: events.append(s)))
     deadline = time.time() + 120
     while time.time() < deadline and not (run_dir / "checkpoint.pt").exists():
         time.sleep(0.2)
     assert (run_dir / "checkpoint.pt").exists(), "the Slurm job never started training"
     job_id = next(e.split()[1] for e in events if e.startswith("submitted"))
-    high = subprocess.run(["sbatch", "-p", "high", "-c", "2", "-o", str(tmp_path / "high.out"), "--wrap", "sleep 1"],
+    high = subprocess.run(["sbatch", "-p", "high", "-c", "2", "-o", str(tmp_path / "high.out"),
+                           "--wrap", "sleep 1"],
                           capture_output=True, text=True, env=slurm_cluster)
     assert high.returncode == 0, high.stderr
     while subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
@@ -260,10 +267,12 @@ def test_slurm_ddp_two_tasks_equal_torchrun_bitwise_after_preemption(tmp_path, s
     # the reference, while the preempted job waits to be scheduled again
     reference = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29547",
-         "-m", "robustscale", "train", "--model", "wrn-10-1", "--data", "fashion-mnist", "--samples", str(samples),
+         "-m", "robustscale", "train", "--model", "wrn-10-1", "--data", "fashion-mnist",
+         "--samples", str(samples),
          "--batch-size", "32", "--lr", "0.05", "--attack-steps", "1", "--eval-every", str(samples),
          "--eval-images", "32", "--eval-steps", "2", "--no-progress", "--out", str(tmp_path / "torchrun")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert reference.wait(300) == 0, reference.stderr.read()
     sweeper.join(300)
     result = box["result"]
@@ -276,9 +285,11 @@ def test_slurm_ddp_two_tasks_equal_torchrun_bitwise_after_preemption(tmp_path, s
     assert f"resuming {run_dir} from its checkpoint" in logs  # the requeued job picked up the checkpoint
     config = json.loads((run_dir / "config.json").read_text())
     assert config["world_size"] == 2 and config["threads"] == 1  # cpus_per_task 1: one thread per task
-    ours, theirs = load_file(run_dir / "model.safetensors"), load_file(tmp_path / "torchrun" / "model.safetensors")
+    ours, theirs = (load_file(run_dir / "model.safetensors"),
+                    load_file(tmp_path / "torchrun" / "model.safetensors"))
     assert ours.keys() == theirs.keys()
-    assert all(torch.equal(ours[k], theirs[k]) for k in ours), [k for k in ours if not torch.equal(ours[k], theirs[k])]
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours), [
+        k for k in ours if not torch.equal(ours[k], theirs[k])]
     rerun = run_sweep(sweep, executor="slurm")
     assert rerun.skipped == [sweep.runs[0].name] and rerun.finished == []
 

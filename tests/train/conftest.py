@@ -3,7 +3,8 @@
 import pytest
 
 TINY = ["--model", "wrn-10-1", "--data", "fashion-mnist", "--batch-size", "32", "--lr", "0.05",
-        "--attack-steps", "2", "--eval-images", "64", "--eval-steps", "3", "--epoch-samples", "32", "--no-progress"]
+        "--attack-steps", "2", "--eval-images", "64", "--eval-steps", "3", "--epoch-samples", "32",
+        "--no-progress"]
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

@@ -18,7 +18,8 @@ def test_two_gloo_processes_match_one_process(tmp_path, tiny, run_cli):
     run_cli("train", *args, "--out", tmp_path / "two",
             launcher=["-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533"])
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
-    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    a, b = (load_file(tmp_path / "one" / "model.safetensors"),
+            load_file(tmp_path / "two" / "model.safetensors"))
     params = [k for k in a if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     worst = max((a[k] - b[k]).abs().max().item() for k in params)
     scale = max(a[k].abs().max().item() for k in params)

@@ -49,7 +49,8 @@ def _step(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[float, to
     loss = trainer.loss(x, y, 0, 0)
     loss.backward()
     trainer.apply_update(0)
-    update = torch.cat([(p.detach() - b).float().flatten().cpu() for p, b in zip(trainer.model.parameters(), before)])
+    update = torch.cat([(p.detach() - b).float().flatten().cpu()
+                        for p, b in zip(trainer.model.parameters(), before)])
     return loss.item(), update
 
 
@@ -69,7 +70,8 @@ def reference(tmp_path_factory, batch):
     ({"bf16": True}, 5e-3, 0.1),
 ])
 def test_switch_matches_fp32_eager_step(tmp_path, batch, reference, switch, loss_tol, update_tol):
-    loss, update = _step(_trainer(tmp_path, "run", **{"bf16": False, "channels_last": False, **switch}), *batch)
+    loss, update = _step(_trainer(tmp_path, "run", **{"bf16": False, "channels_last": False, **switch}),
+                         *batch)
     ref_loss, ref_update = reference
     assert abs(loss - ref_loss) <= loss_tol * abs(ref_loss), (loss, ref_loss)
     assert _rel(update, ref_update) <= update_tol, _rel(update, ref_update)
@@ -94,7 +96,8 @@ def test_fused_and_foreach_sgd_match_the_loop(tmp_path, batch):
     for kind in ("loop", "foreach", "fused"):
         params = [p.detach().clone().requires_grad_(True) for p in trainer.model.parameters()]
         opt = torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                              **{"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[kind])
+                              **{"loop": {"foreach": False}, "foreach": {"foreach": True},
+                                 "fused": {"fused": True}}[kind])
         for _ in range(3):  # momentum buffers in play from the second step
             for p, g in zip(params, grads):
                 p.grad = g.clone()
@@ -139,7 +142,8 @@ def test_compiled_attack_computes_no_weight_gradients(batch):
         backward_graphs.append(gm)
         return make_boxed_func(gm.forward)
 
-    backend = aot_autograd(fw_compiler=lambda gm, _inputs: make_boxed_func(gm.forward), bw_compiler=keep_backward)
+    backend = aot_autograd(fw_compiler=lambda gm, _inputs: make_boxed_func(gm.forward),
+                           bw_compiler=keep_backward)
     torch.manual_seed(0)
     model = create_model("wrn-10-1", dataset="fashion-mnist").train()
     compiled = torch.compile(model, backend=backend)
@@ -165,7 +169,8 @@ def test_cuda_defaults_bf16_channels_last_fused_match_fp32(tmp_path, batch):
     fast = _trainer(tmp_path, "fast", device="cuda")
     assert fast.bf16 and fast.channels_last and torch.backends.cudnn.benchmark
     loss, update = _step(fast, *batch)
-    ref_loss, ref_update = _step(_trainer(tmp_path, "ref", device="cuda", bf16=False, channels_last=False), *batch)
+    ref_loss, ref_update = _step(_trainer(tmp_path, "ref", device="cuda", bf16=False, channels_last=False),
+                                 *batch)
     assert abs(loss - ref_loss) <= 2e-2 * abs(ref_loss)
     assert _rel(update, ref_update) <= 0.15
 
@@ -173,7 +178,8 @@ def test_cuda_defaults_bf16_channels_last_fused_match_fp32(tmp_path, batch):
 @pytest.mark.cuda
 def test_cuda_compiled_bf16_step_matches_fp32(tmp_path, batch):
     loss, update = _step(_trainer(tmp_path, "fast", device="cuda", compile=True), *batch)
-    ref_loss, ref_update = _step(_trainer(tmp_path, "ref", device="cuda", bf16=False, channels_last=False), *batch)
+    ref_loss, ref_update = _step(_trainer(tmp_path, "ref", device="cuda", bf16=False, channels_last=False),
+                                 *batch)
     assert abs(loss - ref_loss) <= 2e-2 * abs(ref_loss)
     assert _rel(update, ref_update) <= 0.15
 

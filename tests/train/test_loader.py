@@ -14,7 +14,8 @@ from robustscale.train.loader import BatchLoader
 @pytest.fixture
 def sampler(fashion_mnist):
     xtr, ytr, _, _ = fashion_mnist
-    return MixingSampler(ArraySource(xtr[:5000], ytr[:5000], name="fm"), batch_size=64, seed=3, rank=1, world_size=2)
+    return MixingSampler(ArraySource(xtr[:5000], ytr[:5000], name="fm"), batch_size=64, seed=3, rank=1,
+                         world_size=2)
 
 
 def test_batches_equal_the_samplers_in_step_order(sampler):

@@ -22,7 +22,8 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path, tiny, run_cli, synthetic
     # TensorBoard events too: the resumed run drops those past its checkpoint, as it does metrics.jsonl's
     proc = subprocess.Popen([sys.executable, "-m", "robustscale", "train", *args, "--out", str(killed),
                              "--tensorboard"],
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (killed / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

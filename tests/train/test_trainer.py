@@ -39,7 +39,8 @@ def test_short_adversarial_run_learns(tmp_path):
     assert config["flops_per_sample"] == train_flops_per_sample("wrn-10-1", (1, 28, 28), "trades")
     assert lines[-1]["flops"] == 768 * config["flops_per_sample"] == result["flops"]
     assert config["eps"] == pytest.approx(0.1) and config["step_size"] == pytest.approx(0.025)
-    for name in ("model.safetensors", "model.json", "best.safetensors", "best.json", "checkpoint.pt", "result.json"):
+    for name in ("model.safetensors", "model.json", "best.safetensors", "best.json", "checkpoint.pt",
+                 "result.json"):
         assert (tmp_path / "run" / name).exists(), name
     assert result["best"]["accuracy"] == max(m["accuracy"] for m in lines)
     from robustscale.models.weights import load_model
@@ -49,7 +50,8 @@ def test_short_adversarial_run_learns(tmp_path):
 
 def test_nonfinite_loss_stops_and_names_the_step(tmp_path):
     with pytest.raises(RobustscaleError, match=r"non-finite at step \d+"):
-        train(tiny_config(tmp_path / "nan", mode="standard", lr=1e12, samples=640, eval_every=640), progress=False)
+        train(tiny_config(tmp_path / "nan", mode="standard", lr=1e12, samples=640, eval_every=640),
+              progress=False)
     assert (tmp_path / "nan" / "nonfinite.pt").exists() and not (tmp_path / "nan" / "result.json").exists()
 
 
@@ -81,7 +83,8 @@ def test_paper_rule_and_validation():
     with pytest.raises(RobustscaleError, match="^mode"):
         TrainConfig(model="wrn-28-4", dataset="cifar10", samples=10, out="x", mode="fgsm")
     with pytest.raises(RobustscaleError, match="^colour"):
-        TrainConfig.from_dict({"model": "wrn-28-4", "dataset": "cifar10", "samples": 10, "out": "x", "colour": 1})
+        TrainConfig.from_dict({"model": "wrn-28-4", "dataset": "cifar10", "samples": 10, "out": "x",
+                               "colour": 1})
 
 
 def test_one_cycle_schedule_is_torchs_onecyclelr_stepped_per_epoch():
@@ -186,7 +189,8 @@ def test_heldout_scores_are_evaluates_scores_on_the_test_split(tmp_path):
                                                    if "batchnorm" in n}
     assert json.loads((tmp_path / "run" / "config.json").read_text())["eval_split"] == "test"
     scores = evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path / "run"), data="fashion-mnist",
-                                            attack="pgd40-cw", n=16, out=str(tmp_path / "eval"), device="cpu"),
+                                            attack="pgd40-cw", n=16, out=str(tmp_path / "eval"),
+                                            device="cpu"),
                                  progress=False)
     assert 0 < final["loss"] and abs(scores["loss"] - final["loss"]) < 1e-6, (scores["loss"], final["loss"])
     assert scores["clean_accuracy"] == final["clean_accuracy"]
@@ -211,7 +215,8 @@ def test_heldout_split_leaves_its_images_out_of_training(tmp_path, fashion_mnist
 
 def test_synthetic_only_run_records_its_sources_fid(tmp_path, synthetic_store):
     trainer = Trainer(tiny_config(tmp_path / "syn", samples=128, eval_every=128, eval_images=64, eval_steps=2,
-                                  attack_steps=1, real_fraction=0, synthetic=[str(synthetic_store)]), progress=False)
+                                  attack_steps=1, real_fraction=0, synthetic=[str(synthetic_store)]),
+                      progress=False)
     assert (trainer.sampler.n_real, trainer.sampler.n_synthetic) == (0, 64)
     assert len(trainer.heldout[1]) == 64  # scored on real held-out images all the same
     result = trainer.run()
@@ -219,7 +224,8 @@ def test_synthetic_only_run_records_its_sources_fid(tmp_path, synthetic_store):
     assert result["fid"] == config["fid"] == 12.5 and config["real_fraction"] == 0
     from robustscale.flops import train_flops_per_sample  # the count `sweep --dry-run` and `flops` use
 
-    assert result["flops"] == 128 * config["flops_per_sample"] == 128 * train_flops_per_sample("wrn-10-1", (1, 28, 28))
+    assert (result["flops"] == 128 * config["flops_per_sample"]
+            == 128 * train_flops_per_sample("wrn-10-1", (1, 28, 28)))
     assert result["synthetic_passes"] == pytest.approx(128 / 10000)
     assert 0 < result["final"]["loss"] < 10
 

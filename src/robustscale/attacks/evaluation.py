@@ -73,7 +73,8 @@ def robust_evaluation(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, st
                 out["clean_pred"].append(clean.argmax(1).cpu())
                 out["adversarial"].append(best.cpu())
                 out["adv_pred"].append(best_logits.argmax(1).cpu())
-                out["loss"].append(trades_objective(clean, best_logits, yb, beta=BETA, reduction="none").cpu())
+                out["loss"].append(trades_objective(clean, best_logits, yb, beta=BETA,
+                                                    reduction="none").cpu())
                 if on_batch is not None:
                     on_batch(len(yb))
     finally:
@@ -81,7 +82,8 @@ def robust_evaluation(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, st
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-def robust_accuracy(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, **settings) -> tuple[float, float]:
+def robust_accuracy(model, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                    **settings) -> tuple[float, float]:
     """(clean accuracy, PGD-CW robust accuracy) of `model` on (x, y) under `robust_evaluation`."""
     r = robust_evaluation(model, x, y, eps=eps, **settings)
     y = y.cpu()

@@ -70,7 +70,8 @@ def fid(
     inception_weights: Optional[Path] = typer.Option(
         None, "--inception-weights",
         help="inception-2015-12-05.pt (default: cached, else downloaded)."),
-    max_images: Optional[int] = typer.Option(None, "--max-images", help="Images per side (random subset; 50,000)."),
+    max_images: Optional[int] = typer.Option(None, "--max-images",
+                                             help="Images per side (random subset; 50,000)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Inception batch size."),
     device: Optional[str] = typer.Option(None, "--device",
                                          help="Torch device (default: cuda if any)."),

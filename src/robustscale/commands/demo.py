@@ -12,10 +12,14 @@ from robustscale.commands.output import JsonOption, emit
 
 
 def demo(
-    out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for runs, observations, laws and report."),
-    preset: str = typer.Option("fashion-mnist", "--preset", help="fashion-mnist (CPU, minutes) | cifar10 (paper study, GPU)."),
-    data_dir: Path = typer.Option(None, "--data-dir", help="Real dataset folder (CIFAR-10 for --preset cifar10)."),
-    quick: bool = typer.Option(False, "--quick", help="A smaller grid and second round (tests, smoke checks)."),
+    out: Path = typer.Option(Path("demo-out"), "--out",
+                             help="Folder for runs, observations, laws and report."),
+    preset: str = typer.Option("fashion-mnist", "--preset",
+                               help="fashion-mnist (CPU, minutes) | cifar10 (paper study, GPU)."),
+    data_dir: Path = typer.Option(None, "--data-dir",
+                                  help="Real dataset folder (CIFAR-10 for --preset cifar10)."),
+    quick: bool = typer.Option(False, "--quick",
+                               help="A smaller grid and second round (tests, smoke checks)."),
     norm: str = typer.Option("linf", "--norm", help="Threat model of training and evaluation: linf or l2."),
     json_output: JsonOption = False,
 ) -> None:

@@ -22,7 +22,8 @@ def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise RobustscaleError(f"{flag}: expected comma-separated numbers such as 0.5,0.5,0.5, got {text!r}") from None
+        raise RobustscaleError(f"{flag}: expected comma-separated numbers such as 0.5,0.5,0.5, "
+                               f"got {text!r}") from None
 
 
 def evaluate(
@@ -43,12 +44,13 @@ def evaluate(
     batch_size: int = typer.Option(None, "--batch-size", help="Images per attack batch (256)."),
     chunk_size: int = typer.Option(None, "--chunk-size", help="Images per saved (resumable) chunk (500)."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
-    arch: str = typer.Option(None, "--arch", help="A .pt checkpoint's model, e.g. wrn-70-16 (default: read off "
-                             "the tensors' shapes)."),
+    arch: str = typer.Option(None, "--arch", help="A .pt checkpoint's model, e.g. wrn-70-16 (default: "
+                             "read off the tensors' shapes)."),
     mean: str = typer.Option(None, "--mean", help="A .pt checkpoint's input mean per channel, e.g. "
-                             "0.4914,0.4822,0.4465 (default: the file's or its FILE.json's, else RobustBench's "
-                             "CIFAR-10)."),
-    std: str = typer.Option(None, "--std", help="A .pt checkpoint's input std per channel (default as --mean)."),
+                             "0.4914,0.4822,0.4465 (default: the file's or its FILE.json's, else "
+                             "RobustBench's CIFAR-10)."),
+    std: str = typer.Option(None, "--std",
+                            help="A .pt checkpoint's input std per channel (default as --mean)."),
     json_output: JsonOption = False,
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:

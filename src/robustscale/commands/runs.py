@@ -12,7 +12,8 @@ runs_app = typer.Typer(help="Inspect a run store and collect its observations.",
 
 
 @runs_app.command("list")
-def runs_list(runs_dir: Path = typer.Argument(..., help="Folder of run directories."), json_output: JsonOption = False) -> None:
+def runs_list(runs_dir: Path = typer.Argument(..., help="Folder of run directories."),
+              json_output: JsonOption = False) -> None:
     """Table of runs: model, params, source, samples done/target, state, best PGD accuracy."""
     from robustscale.runs import list_runs
 
@@ -39,7 +40,8 @@ def _render_runs(runs_dir: Path, runs: list) -> None:
 def runs_collect(
     runs_dir: Path = typer.Argument(..., help="Folder of run directories."),
     out: Path = typer.Option(..., "--out", help="obs.csv or obs.parquet"),
-    include_standard: bool = typer.Option(False, "--include-standard", help="Also rows of standard-training runs."),
+    include_standard: bool = typer.Option(False, "--include-standard",
+                                          help="Also rows of standard-training runs."),
     json_output: JsonOption = False,
 ) -> None:
     """Write the observations table (one row per evaluation point) that `robustscale fit` reads."""
@@ -51,7 +53,8 @@ def runs_collect(
     obs = collect(runs_dir, out, include_standard=include_standard)
     summary = {"out": str(out), "rows": len(obs), "runs": int(obs["run"].nunique()),
                "sources": sorted(obs["source"].unique().tolist())}
-    emit(summary, json_output, lambda s: print(f"wrote {out}: {s['rows']} observations from {s['runs']} runs"))
+    emit(summary, json_output,
+         lambda s: print(f"wrote {out}: {s['rows']} observations from {s['runs']} runs"))
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,8 @@ def sweep(
                                      help="Runs at once: local processes, or the sweep's Slurm jobs queued "
                                           "or running, over all its arrays and resource groups."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid with FLOPs and exit."),
-    verify: bool = typer.Option(False, "--verify", help="Re-hash every synthetic store first (reads all its data)."),
+    verify: bool = typer.Option(False, "--verify",
+                                help="Re-hash every synthetic store first (reads all its data)."),
     json_output: JsonOption = False,
 ) -> None:
     """Run a sweep's grid of training runs locally or on Slurm; finished runs are skipped.
@@ -55,8 +56,8 @@ def sweep(
 
         k = current_round(spec)
         if k > 1:
-            err.print(f"design: going on in round {min(k, spec.design.rounds)} of {spec.design.rounds} (the laws and "
-                      f"suggestions of the rounds before are kept)")
+            err.print(f"design: going on in round {min(k, spec.design.rounds)} of {spec.design.rounds} (the "
+                      f"laws and suggestions of the rounds before are kept)")
         with progress_bar(spec.design.rounds, "design") as advance:  # rounds done before pass quickly
             def on_round(summary: dict) -> None:
                 err.print(render_design(summary))

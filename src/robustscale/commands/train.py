@@ -15,39 +15,51 @@ def register(app: typer.Typer) -> None:
 
 
 def train_command(
-    model: Optional[str] = typer.Option(None, "--model", help="Model name, e.g. wrn-28-4 (any wrn-DEPTH-WIDTH)."),
+    model: Optional[str] = typer.Option(None, "--model",
+                                        help="Model name, e.g. wrn-28-4 (any wrn-DEPTH-WIDTH)."),
     data: Optional[str] = typer.Option(None, "--data", help="Real dataset: cifar10, cifar100, svhn, "
                                        "tiny-imagenet or fashion-mnist."),
     samples: Optional[str] = typer.Option(None, "--samples", help="Training samples: 10M, 200k, 1e6, 5000."),
     out: Path = typer.Option(..., "--out", help="Run directory (must be new or empty unless --resume)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder of the real dataset."),
-    synthetic: Optional[List[Path]] = typer.Option(None, "--synthetic", help="Synthetic shard store (repeatable)."),
-    real_fraction: Optional[float] = typer.Option(None, "--real-fraction", help="Share of real images per batch "
-                                                  "with --synthetic (1/8); 0 = synthetic only (App. E)."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="trades (default, adversarial) or standard (plain CE)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch; default from --samples (App. D)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate; default from --samples (App. D)."),
+    synthetic: Optional[List[Path]] = typer.Option(None, "--synthetic",
+                                                   help="Synthetic shard store (repeatable)."),
+    real_fraction: Optional[float] = typer.Option(None, "--real-fraction", help="Share of real images "
+                                                  "per batch with --synthetic (1/8); 0 = synthetic only "
+                                                  "(App. E)."),
+    mode: Optional[str] = typer.Option(None, "--mode",
+                                       help="trades (default, adversarial) or standard (plain CE)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size",
+                                             help="Global batch; default from --samples (App. D)."),
+    lr: Optional[float] = typer.Option(None, "--lr",
+                                       help="Peak learning rate; default from --samples (App. D)."),
     norm: Optional[str] = typer.Option(None, "--norm", help="Threat model of the attacks: linf (default) or "
                                        "l2."),
     eps: Optional[float] = typer.Option(None, "--eps", help="Attack radius; default the dataset's for --norm "
                                         "(L-inf 8/255, L2 128/255 on the 32x32 sets)."),
-    attack_steps: Optional[int] = typer.Option(None, "--attack-steps", help="PGD steps at training time (10)."),
-    eval_every: Optional[str] = typer.Option(None, "--eval-every", help="Samples between evaluations (default 1/10 run)."),
+    attack_steps: Optional[int] = typer.Option(None, "--attack-steps",
+                                               help="PGD steps at training time (10)."),
+    eval_every: Optional[str] = typer.Option(None, "--eval-every",
+                                             help="Samples between evaluations (default 1/10 run)."),
     eval_images: Optional[int] = typer.Option(None, "--eval-images", help="Images the held-out scores and "
                                               "the law's loss are measured on (1024)."),
     eval_split: Optional[str] = typer.Option(None, "--eval-split", help="test (default: the first "
-                                             "--eval-images test images, as the paper's CW_test_loss) or heldout "
-                                             "(training images left out of training)."),
+                                             "--eval-images test images, as the paper's CW_test_loss) or "
+                                             "heldout (training images left out of training)."),
     eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="PGD-CW steps at evaluation (40)."),
     momentum_schedule: Optional[str] = typer.Option(None, "--momentum-schedule", help="cycle (default, the "
                                                     "reference's: SGD momentum 0.95 -> 0.85 at the end of "
                                                     "warm-up -> 0.95, OneCycleLR's) or constant (0.9)."),
-    epoch_samples: Optional[int] = typer.Option(None, "--epoch-samples", help="Samples per epoch, the learning "
-                                                "rate's step (50000, the reference's); --batch-size steps per update."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
-    accum_steps: Optional[int] = typer.Option(None, "--accum-steps", help="Micro-batches per step per process (1)."),
+    epoch_samples: Optional[int] = typer.Option(None, "--epoch-samples", help="Samples per epoch, the "
+                                                "learning rate's step (50000, the reference's); --batch-size "
+                                                "steps per update."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every",
+                                                   help="Steps between checkpoints."),
+    accum_steps: Optional[int] = typer.Option(None, "--accum-steps",
+                                              help="Micro-batches per step per process (1)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Run seed (0)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if present)."),
+    device: Optional[str] = typer.Option(None, "--device",
+                                         help="cpu, cuda or cuda:N (default: cuda if present)."),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default on CUDA)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model."),
     sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across processes (CUDA)."),
@@ -71,7 +83,8 @@ def train_command(
 
     given = {"model": model, "dataset": data, "samples": samples, "data_dir": data_dir and str(data_dir),
              "synthetic": [str(s) for s in synthetic] if synthetic else None, "real_fraction": real_fraction,
-             "batch_size": batch_size, "mode": mode, "lr": lr, "norm": norm, "eps": eps, "attack_steps": attack_steps,
+             "batch_size": batch_size, "mode": mode, "lr": lr, "norm": norm, "eps": eps,
+             "attack_steps": attack_steps,
              "eval_images": eval_images, "eval_split": eval_split, "eval_steps": eval_steps,
              "momentum_schedule": momentum_schedule, "epoch_samples": epoch_samples,
              "eval_every": parse_samples(eval_every, "eval_every") if eval_every else None,
@@ -86,7 +99,7 @@ def train_command(
 
 def _render(result: dict) -> None:
     final = result["final"]
-    print(f"{result['out']}: {result['steps']} steps, {result['samples']} samples, {result['flops']:.3g} FLOPs; "
-          f"held-out clean {final['clean_accuracy']:.4f}, PGD-40 {final['accuracy']:.4f}, "
+    print(f"{result['out']}: {result['steps']} steps, {result['samples']} samples, {result['flops']:.3g} "
+          f"FLOPs; held-out clean {final['clean_accuracy']:.4f}, PGD-40 {final['accuracy']:.4f}, "
           f"loss {final['loss']:.4f}; "
           f"best PGD-40 {result['best']['accuracy']:.4f} at step {result['best']['step']}")

@@ -99,7 +99,8 @@ class MixingSampler:
 
     def _real_order(self, epoch: int) -> np.ndarray:
         if epoch not in self._real_orders:
-            self._real_orders = {epoch: np.random.default_rng([self.seed, 1, epoch]).permutation(len(self.real))}
+            self._real_orders = {
+                epoch: np.random.default_rng([self.seed, 1, epoch]).permutation(len(self.real))}
         return self._real_orders[epoch]
 
     def real_indices(self, start: int, count: int) -> np.ndarray:
@@ -119,7 +120,8 @@ class MixingSampler:
         out = np.empty(count, np.int64)
         for p in np.unique(passes):
             sel = passes == p
-            out[sel] = FeistelPermutation(self.synthetic_size, self.seed * 1_000_003 + 2 + int(p))(offsets[sel])
+            out[sel] = FeistelPermutation(self.synthetic_size,
+                                          self.seed * 1_000_003 + 2 + int(p))(offsets[sel])
         return out
 
     def global_batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +134,8 @@ class MixingSampler:
             np.empty(0, np.int64)
         source = np.concatenate([np.full(self.n_real, -1), np.zeros(self.n_synthetic, np.int64)])
         index = np.concatenate([real, syn])
-        mix = np.random.default_rng([self.seed, 3, step]).permutation(self.batch_size)  # spread real over ranks
+        # spread real over ranks
+        mix = np.random.default_rng([self.seed, 3, step]).permutation(self.batch_size)
         return source[mix], index[mix]
 
     @property

@@ -218,8 +218,8 @@ def _open_state_dict(path: Path, *, arch, mean, std, image_size) -> OpenedModel:
         source = "given"
     elif source == "robustbench_default" and shape["in_channels"] != len(ROBUSTBENCH_MEAN):
         raise RobustscaleError(f"mean/std: {path} records no input normalisation and takes "
-                               f"{shape['in_channels']}-channel images (RobustBench's default is CIFAR-10's); "
-                               f"give the mean and std it was trained with")
+                               f"{shape['in_channels']}-channel images (RobustBench's default is "
+                               f"CIFAR-10's); give the mean and std it was trained with")
     try:
         config = WRNConfig(**shape, image_size=image_size or sidecar.get("image_size", 32),
                            mean=tuple(mean if mean is not None else file_mean),

@@ -1,4 +1,5 @@
-"""WideResNet of the paper (Table 2): the DeepMind-style pre-activation WRN with SiLU, input normalisation inside.
+"""WideResNet of the paper (Table 2): the DeepMind-style pre-activation WRN with SiLU, input \
+normalisation inside.
 
 The model takes images in [0, 1] and normalises them itself, so attacks and the human study
 work in pixel space. It is the same function, with the same parameter names and shapes, as the
@@ -34,7 +35,8 @@ class WRNConfig:
     num_classes: int = 10
     in_channels: int = 3
     image_size: int = 32
-    # CIFAR-10 statistics by default (RobustBench's and the reference's); the registry swaps in the dataset's own.
+    # CIFAR-10 statistics by default (RobustBench's and the reference's); the registry swaps in the
+    # dataset's own.
     mean: tuple[float, ...] = (0.4914, 0.4822, 0.4465)
     std: tuple[float, ...] = (0.2471, 0.2435, 0.2616)
 

@@ -101,7 +101,8 @@ def write_report(source: str | os.PathLike, out: str | os.PathLike, law: str | o
         "fid": fid,
         "trained": _trained(obs),
         "approach2": _law_summary(law2, [budget, *FORECAST_FLOPS], fid, level, seen),
-        "approach1": None if law1 is None else {"params": law1.params_, **_approach1_optimum(law1, budget, fid, seen)},
+        "approach1": None if law1 is None else {"params": law1.params_,
+                                                **_approach1_optimum(law1, budget, fid, seen)},
         "design": design,
         "wall_s": None,
     }
@@ -133,7 +134,8 @@ def _draw(obs, law2, law1, out: Path, main_source: str, fid: float, budget: floa
     n_star_rounds = [(f"N* after round {r['round']}", budget, r["n_star"]) for r in design or []]
     draw = {
         "training_curves": lambda p: plots.plot_envelope(obs, p, law=law1, source=main_source),
-        "isoflop": lambda p: plots.plot_isoflop(obs, law2, p, fid=fid, marked=marked, n_star_rounds=n_star_rounds),
+        "isoflop": lambda p: plots.plot_isoflop(obs, law2, p, fid=fid, marked=marked,
+                                                n_star_rounds=n_star_rounds),
         "law_fit": lambda p: plots.plot_law_fit(obs, law2, p),
         # from the runs' own compute out to Fig. 1's horizon, so the forecast starts where the data are
         "forecast": lambda p: plots.plot_forecast(

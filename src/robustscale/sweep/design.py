@@ -9,7 +9,8 @@ the sweep's models (counted by the one FLOPs function at the dataset's image sha
 costing at most `budget_per_round` training FLOPs that are expected to shrink the interval of
 N*(target_flops) the most; the next round trains them. The runs use the sweep's first source and
 its settings (`train`, `evaluation`, `slurm`, data), and go into the sweep's `out` folder beside the grid.
-Where suggest finds no run that narrows N* or cannot plan (the runs leave N* open: no run's information reaches it
+Where suggest finds no run that narrows N* or cannot plan (the runs leave N* open: no run's information \
+reaches it
 through the law's flat directions), the next round extends the grid by its next budget row within
 the budget instead, with a `warning:` and `chosen_by: grid-row` in suggest.json: a study that cannot
 place N* yet needs more data more than it needs a plan.
@@ -60,7 +61,8 @@ def candidates(sweep: SweepSpec) -> list:
     for model in dict.fromkeys(r.model for r in sweep.runs):
         dataset = next(r.config.dataset for r in sweep.runs if r.model == model)
         cost = flops_summary(model, dataset_info(dataset).shape, "trades")
-        out.append(Candidate(params=float(cost["params"]), flops_per_sample=float(cost["train_flops_per_sample"]),
+        out.append(Candidate(params=float(cost["params"]),
+                             flops_per_sample=float(cost["train_flops_per_sample"]),
                              model=model))
     return out
 
@@ -111,8 +113,8 @@ def run_design(sweep: SweepSpec, executor: str = "local", max_parallel: int = 1,
     pool = candidates(sweep)
     cheapest = min(c.flops_per_sample for c in pool) * min(r.samples for r in sweep.runs)
     if design.budget_per_round < cheapest:
-        raise RobustscaleError(f"{sweep.path}: design.budget_per_round: {design.budget_per_round:.3g} FLOPs cannot pay "
-                               f"for the cheapest run of the sweep ({cheapest:.3g} FLOPs)")
+        raise RobustscaleError(f"{sweep.path}: design.budget_per_round: {design.budget_per_round:.3g} FLOPs "
+                               f"cannot pay for the cheapest run of the sweep ({cheapest:.3g} FLOPs)")
     resumed_in = min(current_round(sweep), design.rounds)
     rounds: list[dict] = []
     for k in range(1, design.rounds + 1):
@@ -136,7 +138,8 @@ def run_design(sweep: SweepSpec, executor: str = "local", max_parallel: int = 1,
 
 
 def _fit_and_suggest(sweep: SweepSpec, k: int, pool: list) -> dict:
-    """Round k's law and suggestion (each read back when a previous attempt wrote it) and the next sweep file."""
+    """Round k's law and suggestion (each read back when a previous attempt wrote it) and the next \
+sweep file."""
     from robustscale.laws import fit_law, load_law, save_law
     from robustscale.laws.design import suggest_runs
     from robustscale.report.build import AUTO_PRIOR
@@ -156,17 +159,21 @@ def _fit_and_suggest(sweep: SweepSpec, k: int, pool: list) -> dict:
     else:
         source = sweep.runs[0]
         try:
-            suggestion = suggest_runs(obs, law, budget=design.budget_per_round, target_flops=design.target_flops,
-                                      candidates=pool, fid=source.fid, source=source.source, level=LEVEL).to_dict()
+            suggestion = suggest_runs(obs, law, budget=design.budget_per_round,
+                                      target_flops=design.target_flops,
+                                      candidates=pool, fid=source.fid, source=source.source,
+                                      level=LEVEL).to_dict()
         except RobustscaleError as e:  # e.g. a law with no finite N* near the target
             # after the last round it is advice, not part of the study: say why there is none
             suggestion = {"runs": [], "spent": 0.0, "before": {}, "expected": {},
-                          "warnings": [f"no suggestion{' for the runs after the last round' if last else ''}: {e}"]}
+                          "warnings": [
+                              f"no suggestion{' for the runs after the last round' if last else ''}: {e}"]}
         else:
             suggestion["chosen_by"] = "suggest"
         if not suggestion["runs"] and not last:
             runs, spent, why = grid_row(sweep, pool, design.budget_per_round)
-            suggestion.update(runs=runs, spent=spent, chosen_by="grid-row", warnings=[*suggestion["warnings"], why])
+            suggestion.update(runs=runs, spent=spent, chosen_by="grid-row",
+                              warnings=[*suggestion["warnings"], why])
         if suggestion.get("chosen_by"):
             write_json(suggest_path, suggestion)
     next_file = design_dir(sweep) / "next.yaml" if last else round_dir(sweep, k + 1) / "sweep.yaml"
@@ -178,8 +185,10 @@ def _fit_and_suggest(sweep: SweepSpec, k: int, pool: list) -> dict:
         row = plan_table(law, [design.target_flops], sweep.runs[0].fid, LEVEL)[0]
         suggestion["before"] = {key: row.get(key) for key in ("n_star", "n_star_lo", "n_star_hi")}
     return {"law": str(law_path), "suggest": str(suggest_path) if suggest_path.is_file() else None,
-            "next": str(next_file) if suggestion["runs"] else None, "smallest_params": float(obs["params"].min()),
-            "n_star": suggestion["before"], "suggested": suggestion["runs"], "expected": suggestion["expected"],
+            "next": str(next_file) if suggestion["runs"] else None,
+            "smallest_params": float(obs["params"].min()),
+            "n_star": suggestion["before"], "suggested": suggestion["runs"],
+            "expected": suggestion["expected"],
             "spent": suggestion["spent"], "chosen_by": suggestion.get("chosen_by"),
             "warnings": suggestion.get("warnings", [])}
 
@@ -202,8 +211,8 @@ def grid_row(sweep: SweepSpec, pool: list, budget: float) -> tuple[list[dict], f
             runs.append({"params": c.params, "samples": samples, "source": source.source, "fid": source.fid,
                          "flops": cost, "model": c.model})
             spent += cost
-    why = (f"suggest found no run within {budget:.3g} FLOPs that narrows N* (the runs leave it open), so the next "
-           f"round extends the grid: {len(runs)} run(s) at {samples:,} samples")
+    why = (f"suggest found no run within {budget:.3g} FLOPs that narrows N* (the runs leave it open), so the "
+           f"next round extends the grid: {len(runs)} run(s) at {samples:,} samples")
     return runs, spent, why
 
 
@@ -236,7 +245,8 @@ def write_sweep_file(sweep: SweepSpec, runs: list[dict], path: Path, label: str)
     budgets: dict[str, list[int]] = {}
     for r in runs:
         if r.get("model") is None:
-            raise RobustscaleError(f"suggestion: run of {r['params']:.3g} parameters names no model of the sweep")
+            raise RobustscaleError(f"suggestion: run of {r['params']:.3g} parameters names no model "
+                                   "of the sweep")
         budgets.setdefault(r["model"], []).append(round(r["samples"]))
     data["models"] = [{"name": m, "samples": sorted(set(s)), **({"slurm": slurm[m]} if m in slurm else {})}
                       for m, s in budgets.items()]
@@ -244,7 +254,8 @@ def write_sweep_file(sweep: SweepSpec, runs: list[dict], path: Path, label: str)
 
 
 def n_star_record(plan: dict, seen: float | None = None) -> dict:
-    """A suggestion's `before`/`expected` ({n_star, n_star_lo, n_star_hi}) as `laws.planning.bounded`'s record."""
+    """A suggestion's `before`/`expected` ({n_star, n_star_lo, n_star_hi}) as \
+`laws.planning.bounded`'s record."""
     from robustscale.laws.planning import bounded
 
     has_interval = plan.get("n_star_lo") is not None or plan.get("n_star_hi") is not None
@@ -263,7 +274,7 @@ def render_design(summary: dict) -> str:
               f"{len(summary['skipped'])} already done; N* = {describe(summary['n_star'])}")]
     if summary.get("next"):
         how = "the grid's next row" if summary.get("chosen_by") == "grid-row" else "suggest"
-        lines.append(f"  next: {len(summary['suggested'])} run(s) chosen by {how} for {summary['spent']:.3g} FLOPs "
-                     f"-> {summary['next']}; expected N* = {describe(summary['expected'])}")
+        lines.append(f"  next: {len(summary['suggested'])} run(s) chosen by {how} for {summary['spent']:.3g} "
+                     f"FLOPs -> {summary['next']}; expected N* = {describe(summary['expected'])}")
     lines += [f"warning: {w}" for w in summary.get("warnings", [])]
     return "\n".join(lines)

@@ -72,7 +72,8 @@ class Design:
 def parse_design(value: Any, where: str) -> Design:
     """The validated `design:` section; RobustscaleError naming the field otherwise."""
     if not isinstance(value, dict):
-        raise RobustscaleError(f"{where}: expected a mapping {{rounds, budget_per_round, target_flops}}, got {value!r}")
+        raise RobustscaleError(f"{where}: expected a mapping {{rounds, budget_per_round, target_flops}}, "
+                               f"got {value!r}")
     unknown = sorted(set(value) - set(DESIGN_KEYS))
     if unknown:
         raise RobustscaleError(f"{where}.{unknown[0]}: unknown design key (known: {', '.join(DESIGN_KEYS)})")
@@ -166,7 +167,8 @@ def _read_file(path: Path) -> dict:
     except RobustscaleError:
         raise
     except Exception as e:  # yaml/tomllib parse errors
-        raise RobustscaleError(f"{path}: not valid {path.suffix[1:].upper()} ({str(e).splitlines()[0]})") from None
+        raise RobustscaleError(f"{path}: not valid {path.suffix[1:].upper()} "
+                               f"({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise RobustscaleError(f"{path}: expected a mapping of sweep settings at the top level")
     return data
@@ -196,11 +198,14 @@ def _slurm(value: Any, field: str) -> dict:
         raise RobustscaleError(f"{field}: expected a mapping of Slurm resources, got {value!r}")
     unknown = sorted(set(value) - set(SLURM_KEYS))
     if unknown:
-        raise RobustscaleError(f"{field}.{unknown[0]}: unknown Slurm resource (known: {', '.join(SLURM_KEYS)})")
+        raise RobustscaleError(f"{field}.{unknown[0]}: unknown Slurm resource "
+                               f"(known: {', '.join(SLURM_KEYS)})")
     for key in ("nodes", "tasks_per_node", "gpus_per_node", "cpus_per_task"):
         v = value.get(key)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "gpus_per_node" else 1)):
-            raise RobustscaleError(f"{field}.{key}: expected a whole number >= {0 if key == 'gpus_per_node' else 1}, "
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool)
+                              or v < (0 if key == "gpus_per_node" else 1)):
+            raise RobustscaleError(f"{field}.{key}: expected a whole number >= "
+                                   f"{0 if key == 'gpus_per_node' else 1}, "
                                    f"got {v!r}")
     return dict(value)
 
@@ -213,7 +218,8 @@ def _source(entry: Any, field: str, base: Path, verify: bool = False) -> dict:
         raise RobustscaleError(f"{field}: expected 'real' or a mapping with name, path and fid")
     unknown = sorted(set(entry) - {"name", "path", "fid", "real_fraction"})
     if unknown:
-        raise RobustscaleError(f"{field}.{unknown[0]}: unknown source key (known: name, path, fid, real_fraction)")
+        raise RobustscaleError(f"{field}.{unknown[0]}: unknown source key "
+                               "(known: name, path, fid, real_fraction)")
     name, fid = str(entry["name"]), entry.get("fid")
     number = isinstance(fid, (int, float)) and not isinstance(fid, bool)
     if fid is not None and not (number and math.isfinite(fid) and fid >= 0):
@@ -320,7 +326,8 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
     runs = []
     for model, model_slurm, own in models:
         for source in sources:
-            grid = [(s, "trades") for s in (budgets if own is None else own)] + [(s, "standard") for s in baselines]
+            grid = ([(s, "trades") for s in (budgets if own is None else own)]
+                    + [(s, "standard") for s in baselines])
             for samples, mode in grid:
                 name = f"{model}_{source['name']}_{_samples_label(samples)}"
                 if mode == "standard":
@@ -346,7 +353,8 @@ def load_sweep(path: str | os.PathLike, verify: bool = False) -> SweepSpec:
     seen = set()
     for r in runs:
         if r.name in seen:
-            raise RobustscaleError(f"{where}: run {r.name!r} appears twice in the grid (duplicate model or budget)")
+            raise RobustscaleError(f"{where}: run {r.name!r} appears twice in the grid "
+                                   "(duplicate model or budget)")
         seen.add(r.name)
     design = None
     if data.get("design") is not None:

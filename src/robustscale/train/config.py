@@ -52,7 +52,8 @@ def parse_samples(text: str | int | float, field: str = "samples") -> int:
 
 
 def paper_batch_and_lr(samples: int) -> tuple[int, float]:
-    """§3.1 / App. D: batch 1024 and lr 0.3 up to 10M samples, 2048 and 0.2 up to 200M, 2048 and 0.1 beyond."""
+    """§3.1 / App. D: batch 1024 and lr 0.3 up to 10M samples, 2048 and 0.2 up to 200M, 2048 and 0.1 \
+beyond."""
     if samples <= 10_000_000:
         return 1024, 0.3
     if samples <= 200_000_000:
@@ -99,7 +100,8 @@ class TrainConfig:
     # learning rate (train.schedule.sgd_momentum); "constant" keeps `momentum` throughout
     momentum_schedule: str = "cycle"
     momentum: float = 0.9  # §3.1: SGD with Nesterov momentum 0.9 (the reference's SGD before its schedule)
-    # BatchNorm running-statistics momentum: reference 0.01 (the model's), 1.0 on the first step (`watrain.py`)
+    # BatchNorm running-statistics momentum: reference 0.01 (the model's), 1.0 on the first step
+    # (`watrain.py`)
     bn_momentum: float = 0.01
     weight_decay: float = 5e-4  # §3.1
     weight_decay_bn: bool = False  # reference `group_weight`: BatchNorm weights and biases are not decayed
@@ -170,7 +172,8 @@ class TrainConfig:
         need(isinstance(self.eval_steps, int) and self.eval_steps >= 1, "eval_steps", "an integer >= 1")
         need(isinstance(self.eval_images, int) and self.eval_images >= 1, "eval_images", "an integer >= 1")
         need(isinstance(self.accum_steps, int) and self.accum_steps >= 1, "accum_steps", "an integer >= 1")
-        need(isinstance(self.epoch_samples, int) and self.epoch_samples >= 1, "epoch_samples", "an integer >= 1")
+        need(isinstance(self.epoch_samples, int) and self.epoch_samples >= 1, "epoch_samples",
+             "an integer >= 1")
         need(self.beta >= 0, "beta", "a number >= 0")
         need(0 <= self.label_smoothing < 1, "label_smoothing", "a number in [0, 1)")
         need(0 <= self.ema_decay < 1, "ema_decay", "a number in [0, 1)")
@@ -190,7 +193,8 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise RobustscaleError(f"{unknown[0]}: unknown TrainConfig field (known: {', '.join(sorted(names))})")
+            raise RobustscaleError(f"{unknown[0]}: unknown TrainConfig field "
+                                   f"(known: {', '.join(sorted(names))})")
         missing = [f.name for f in dataclasses.fields(cls)
                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                    and f.name not in d]

@@ -111,7 +111,8 @@ class Trainer:
         if device_type == "cuda" and not torch.cuda.is_available():
             raise RobustscaleError("device: cuda requested but torch sees no CUDA device")
         self.dist = distributed.init_distributed(device_type)
-        self.device = torch.device(f"cuda:{self.dist.local_rank}" if device_type == "cuda" and self.dist.enabled
+        self.device = torch.device(f"cuda:{self.dist.local_rank}"
+                                   if device_type == "cuda" and self.dist.enabled
                                    else (cfg.device or device_type))
         self.is_cuda = self.device.type == "cuda"
         if self.is_cuda:  # fixed batch shapes: let cuDNN time its algorithms once and keep the fastest
@@ -185,8 +186,8 @@ class Trainer:
             for path in cfg.synthetic:
                 store = open_store(path)  # manifest, files, sizes; checksums were verified at convert
                 if tuple(store.shape) != images.shape[1:] or store.num_classes != classes:
-                    raise RobustscaleError(f"{path}: {tuple(store.shape)} images of {store.num_classes} classes, "
-                                           f"{cfg.dataset} needs {images.shape[1:]} and {classes}")
+                    raise RobustscaleError(f"{path}: {tuple(store.shape)} images of {store.num_classes} "
+                                           f"classes, {cfg.dataset} needs {images.shape[1:]} and {classes}")
                 stores.append(store)
         self.sources = [{"name": cfg.dataset, "fid": 0.0, "path": cfg.data_dir, "real": True,
                          "images": len(real)}]
@@ -221,15 +222,17 @@ class Trainer:
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.train_net = DistributedDataParallel(model, device_ids=[self.device.index] if self.is_cuda else None)
+            self.train_net = DistributedDataParallel(model,
+                                                     device_ids=[self.device.index] if self.is_cuda else None)
         self.attack_net = model  # the attack needs input gradients only: no DDP gradient hooks
         if cfg.compile:
             self.train_net, self.attack_net = torch.compile(self.train_net), torch.compile(model)
         self.console.print(
             f"[train] {cfg.model} ({self.params / 1e6:.2f}M params) on {self.device}, {self.dist.world_size} "
             f"process(es); bf16 autocast {'on' if self.bf16 else 'off'}, channels_last "
-            f"{'on' if self.channels_last else 'off'}, {'fused' if self.is_cuda else 'plain'} SGD, foreach EMA, "
-            f"torch.compile {'on' if cfg.compile else 'off'}, cudnn.benchmark {'on' if self.is_cuda else 'off'}, "
+            f"{'on' if self.channels_last else 'off'}, {'fused' if self.is_cuda else 'plain'} SGD, "
+            f"foreach EMA, torch.compile {'on' if cfg.compile else 'off'}, "
+            f"cudnn.benchmark {'on' if self.is_cuda else 'off'}, "
             f"batches read ahead on a thread{' into pinned memory' if self.is_cuda else ''}, host sync every "
             f"{CUDA_SYNC_EVERY if self.is_cuda else 1} step(s)")
 
@@ -300,7 +303,8 @@ class Trainer:
         return {**self.cfg.asdict(), "params": self.params, "forward_flops": self.forward_flops,
                 "flops_per_sample": self.flops_per_sample, "sources": self.sources,
                 "total_steps": self.total_steps, "world_size": self.dist.world_size,
-                "threads": torch.get_num_threads(), "eps_note": self.eps_note}  # intra-op threads per process (Slurm: the task's CPUs)
+                # intra-op threads per process (Slurm: the task's CPUs)
+                "threads": torch.get_num_threads(), "eps_note": self.eps_note}
 
     def state_dict(self) -> dict:
         return {"step": self.step, "config": self.cfg.asdict(), "model": self.model.state_dict(),
@@ -399,9 +403,11 @@ class Trainer:
             return self.run_dir.read_result()
         self._restore()
         cfg = self.cfg
-        if self.sampler.synthetic_size and self.total_steps * self.sampler.n_synthetic > self.sampler.synthetic_size:
-            self.console.print(f"[train] the budget needs {self.total_steps * self.sampler.n_synthetic} synthetic "
-                               f"images, the pool has {self.sampler.synthetic_size}: later passes reuse images")
+        if (self.sampler.synthetic_size
+                and self.total_steps * self.sampler.n_synthetic > self.sampler.synthetic_size):
+            self.console.print(f"[train] the budget needs {self.total_steps * self.sampler.n_synthetic} "
+                               f"synthetic images, the pool has {self.sampler.synthetic_size}: "
+                               "later passes reuse images")
         epochs = self.total_steps / self.steps_per_epoch
         if epochs < MIN_SCHEDULED_EPOCHS:
             # The reference steps its one-cycle schedule once per epoch; a run of a few epochs then
@@ -463,8 +469,10 @@ class Trainer:
             save_model(self.ema.model, self.run_dir.model_stem, metadata=last)
             samples = self.total_steps * self.cfg.batch_size
             result = {"out": str(self.out), "model": self.cfg.model, "dataset": self.cfg.dataset,
-                      "mode": self.cfg.mode, "params": self.params, "samples": samples, "steps": self.total_steps,
-                      "flops": samples * self.flops_per_sample, "fid": self.fid, "time_s": round(self.time_s, 3),
+                      "mode": self.cfg.mode, "params": self.params, "samples": samples,
+                      "steps": self.total_steps,
+                      "flops": samples * self.flops_per_sample, "fid": self.fid,
+                      "time_s": round(self.time_s, 3),
                       "synthetic_passes": self.sampler.synthetic_passes, "final": last,
                       "source": self.source, "best": {"step": self.best_step, "accuracy": self.best_accuracy},
                       "model_path": str(self.run_dir.model_stem.with_suffix(".safetensors")),
