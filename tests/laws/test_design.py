@@ -103,9 +103,8 @@ def test_bad_input_names_the_parameter(small_obs, small_law):
 
 
 def test_open_bounds_are_null_never_below_one(small_obs, small_law):
-    from robustscale.laws.design import _interval
-
     from robustscale.commands.suggest import interval_text
+    from robustscale.laws.design import _interval
 
     iv = _interval(1e3, -np.inf, 2.0, 1e12, 0.9)
     assert iv["n_star_lo"] is None and iv["n_star_hi"] == pytest.approx(1e3 * np.e**2)
@@ -113,7 +112,8 @@ def test_open_bounds_are_null_never_below_one(small_obs, small_law):
     assert interval_text(iv, 0.9) == "1e3 parameters (90% interval: not determined below 7.39e3)"
     # no estimate of one parameter or more: not determined below the interval's upper end
     iv = _interval(0.5, -1.0, 3.0, 1e12, 0.9, seen=8e4)
-    assert iv["n_star"] is None and iv["n_star_lo"] is None and iv["n_star_not_determined_below"] == iv["n_star_hi"]
+    assert iv["n_star"] is None and iv["n_star_lo"] is None
+    assert iv["n_star_not_determined_below"] == iv["n_star_hi"] == pytest.approx(0.5 * np.e**3)
     assert interval_text(iv, 0.9).startswith("not determined below 10 parameters")
     # ... else below the smallest run (seen)
     iv = _interval(1e-5, -1.0, 1.0, 1e12, 0.9, seen=8e4)
