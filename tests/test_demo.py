@@ -65,6 +65,18 @@ def test_nothing_below_one_parameter_is_an_answer():
     b = bounded(275_226, 12_003, float("inf"), level=0.9)
     assert not b["open_below"] and b["hi"] is None
     assert describe_bounded(b, count, "params") == "275k params [90% interval 12k to not determined above]"
+    # suggest's upper side: N* above F/c parameters means fewer than one sample (the `ceiling`)
+    b = bounded(275_226, 12_003, 2e6, level=0.9, ceiling=1e6)
+    assert not b["open_below"] and (b["lo"], b["hi"]) == (12_003, None)
+    assert describe_bounded(b, count, "params") == "275k params [90% interval 12k to not determined above]"
+    # one owner: suggest's table says it with the same words (its records are `bounded_fields`')
+    from robustscale.commands.suggest import interval_text
+    from robustscale.laws.planning import bounded_fields
+
+    iv = bounded_fields("n_star", 9.5e-18, 1e-20, 510_078, seen=77562, level=0.9)
+    assert iv == {"n_star": None, "n_star_lo": None, "n_star_hi": 510_078,
+                  "n_star_not_determined_below": 510_078}
+    assert interval_text(iv, 0.9) == "not determined below 5.1e5 parameters"
 
 
 def _png_size(path) -> tuple[int, int]:

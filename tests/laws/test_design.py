@@ -33,9 +33,11 @@ def _check(s, budget=BUDGET):
         assert r["flops"] == pytest.approx(7822 * r["params"] * r["samples"], rel=0.02)
     assert len({(r["params"], r["samples"]) for r in d["runs"]}) == len(d["runs"])  # no run twice
     for iv in (d["before"], d["expected"]):
-        assert {"n_star", "n_star_lo", "n_star_hi", "n_star_lo_open", "n_star_hi_open"} <= set(iv)
+        # laws.planning.bounded's keys: nothing below one parameter, `*_not_determined_below` instead
+        assert set(iv) == {"n_star", "n_star_lo", "n_star_hi", "n_star_not_determined_below"}
         for key in ("n_star", "n_star_lo", "n_star_hi"):
             assert iv[key] is None or iv[key] >= 1
+        assert (iv["n_star_not_determined_below"] is None) == (iv["n_star_lo"] is not None)
     return d
 
 
@@ -101,16 +103,27 @@ def test_bad_input_names_the_parameter(small_obs, small_law):
 
 
 def test_open_bounds_are_null_never_below_one(small_obs, small_law):
+    from robustscale.commands.suggest import interval_text
     from robustscale.laws.design import _interval
 
-    iv = _interval(1e3, -np.inf, 2.0, 1e12)
-    assert (
-        iv["n_star_lo"] is None and iv["n_star_lo_open"] and iv["n_star_hi"] == pytest.approx(1e3 * np.e**2)
-    )
-    iv = _interval(1e-5, -1.0, 1.0, 1e12)
-    assert (
-        iv["n_star"] is None and iv["n_star_lo"] is None and iv["n_star_hi"] is None and iv["n_star_hi_open"]
-    )
+    iv = _interval(1e3, -np.inf, 2.0, 1e12, 0.9)
+    assert iv["n_star_lo"] is None and iv["n_star_hi"] == pytest.approx(1e3 * np.e**2)
+    assert iv["n_star_not_determined_below"] == iv["n_star_hi"]
+    assert interval_text(iv, 0.9) == "1e3 parameters (90% interval: not determined below 7.39e3)"
+    # no estimate of one parameter or more: not determined below the interval's upper end
+    iv = _interval(0.5, -1.0, 3.0, 1e12, 0.9, seen=8e4)
+    assert iv["n_star"] is None and iv["n_star_lo"] is None
+    assert iv["n_star_not_determined_below"] == iv["n_star_hi"] == pytest.approx(0.5 * np.e**3)
+    assert interval_text(iv, 0.9).startswith("not determined below 10 parameters")
+    # ... else below the smallest run (seen)
+    iv = _interval(1e-5, -1.0, 1.0, 1e12, 0.9, seen=8e4)
+    assert iv == {"n_star": None, "n_star_lo": None, "n_star_hi": None, "n_star_not_determined_below": 8e4}
+    assert interval_text(iv, 0.9) == "not determined below 8e4 parameters"
+    # above F/c (fewer than one sample) the upper side is open
+    iv = _interval(1e3, -1.0, 20.0, 1e6, 0.9)
+    assert iv["n_star_hi"] is None and iv["n_star_lo"] == pytest.approx(1e3 / np.e)
+    assert iv["n_star_not_determined_below"] is None
+    assert interval_text(iv, 0.9) == "1e3 parameters [90% interval 368 to not determined above]"
 
 
 def test_thousand_candidates_and_explicit_samples(small_obs, small_law):

@@ -2,6 +2,7 @@
 stderr, one `error:` line (exit 2) for usage errors and missing output folders."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -203,3 +204,30 @@ def test_plan_table_holds_whole_numbers_at_80_columns(tmp_path, small_obs, cli):
         for p in plans:
             numbers = [sci(p[k]) for k in ("flops", "n_star", "d_star", "n_star_lo", "n_star_hi") if k in p]
             assert set(numbers) <= words and pct(p["accuracy"]) in words, (numbers, table)
+
+
+def test_plan_never_prints_a_count_below_one(tmp_path, small_obs, cli):
+    """A law whose N* at the budget is below one parameter: plan and tradeoff say "not determined below X"
+    (X: the smallest run's N, which the law file keeps), never the number; JSON: null and
+    n_star_not_determined_below (laws.planning.bounded, as the demo, the report and suggest)."""
+    obs, law, tiny = tmp_path / "small.csv", tmp_path / "law.json", tmp_path / "tiny.json"
+    small_obs.to_csv(obs, index=False)
+    assert cli("fit", obs, "--out", law).returncode == 0
+    d = json.loads(law.read_text())
+    assert d["min_params"] == small_obs["params"].min() and d["min_samples"] == small_obs["samples"].min()
+    d["params"]["A"] *= 1e-40  # N* = G (F/c)^a with G ~ A^(1/(alpha+beta)): far below one parameter
+    tiny.write_text(json.dumps(d))
+    plan = cli("plan", "--law", tiny, "--flops", "1e16", "--json", no_torch=True)
+    assert plan.json["n_star"] is None and plan.json["n_star_not_determined_below"] == d["min_params"]
+    assert plan.json["d_star"] > 1 and plan.json["d_star_not_determined_below"] is None
+    assert "n_star is below one and not an answer: not determined below 8e4" in plan.stderr
+    table = cli("plan", "--law", tiny, "--flops", "1e16", env={"COLUMNS": "200"}).stdout
+    assert "not determined below 8e4" in table and not re.search(r"\de-\d", table)
+    trade = cli("tradeoff", "--law", tiny, "--flops", "1e16", "--omega-n", "0.5", "--json").json
+    assert trade["plan"]["n_star"] is None and trade["plan"]["n_star_not_determined_below"] == d["min_params"]
+    assert trade["n"] is None and trade["n_not_determined_below"] == d["min_params"]
+    table = cli("tradeoff", "--law", tiny, "--flops", "1e16", "--omega-n", "0.5").stdout
+    assert table.count("not determined below 8e4") == 2 and not re.search(r"\de-\d", table)
+    # a law that plans within its runs' reach: determined, the keys there and null
+    plan = cli("plan", "--law", law, "--flops", "1e16", "--json").json
+    assert plan["n_star"] >= 1 and plan["n_star_not_determined_below"] is None

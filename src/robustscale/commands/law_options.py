@@ -9,7 +9,7 @@ import typer
 
 from robustscale.commands.output import warn
 from robustscale.errors import RobustscaleError
-from robustscale.formatting import sci
+from robustscale.formatting import sci, with_interval
 
 LAW_HELP = "paper-approach1, paper-approach2, paper-approach3, or a law.json written by `robustscale fit`."
 LawOption = Annotated[str, typer.Option("--law", help=LAW_HELP)]
@@ -71,8 +71,24 @@ def warn_nulls(rows: list[dict], what: str) -> None:
     skip = ("irreducible_loss", "accuracy_limit", "accuracy")
     for row in rows:
         for k, v in row.items():
-            if v is None and not k.endswith(("_lo", "_hi")) and k not in skip:
-                warn(f"{what} at {sci(row.get('flops'))} FLOPs: {k} is not a finite number (printed as null)")
+            if v is None and not k.endswith(("_lo", "_hi", "_not_determined_below")) and k not in skip:
+                below = row.get(f"{k}_not_determined_below")
+                if f"{k}_not_determined_below" in row:
+                    why = (f"is below one and not an answer: not determined below {sci(below)}" if below
+                           else "is not determined")
+                else:
+                    why = "is not a finite number"
+                warn(f"{what} at {sci(row.get('flops'))} FLOPs: {k} {why} (printed as null)")
+
+
+def count_cell(row: dict, key: str) -> str:
+    """A `bounded_plan` row's n_star or d_star for a table: '7.32e10 [5.1e10, 9.9e10]', or, where the runs
+    leave the lower side open, `describe_bounded`'s 'not determined below X' (never a count below one)."""
+    from robustscale.laws.planning import describe_bounded, plan_bounds
+
+    if row.get(f"{key}_not_determined_below") is None and row.get(key) is not None:
+        return with_interval(row, key, sci)
+    return describe_bounded(plan_bounds(row, key), sci, "")
 
 
 ACCURACY_UNAVAILABLE = ("accuracy: unavailable (null): the law has no loss -> accuracy regression, as its "

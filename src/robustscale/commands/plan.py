@@ -9,6 +9,7 @@ from robustscale.commands.law_options import (
     FlopsListOption,
     LawOption,
     LevelOption,
+    count_cell,
     load,
     parse_floats,
     warn_accuracy,
@@ -28,12 +29,16 @@ def plan(
     """Compute-optimal model size N*, data size D*, loss and robust accuracy at FLOPs budgets.
 
     A law fitted with --bootstrap adds intervals (n_star_lo, n_star_hi, ...). Accuracy is null
-    for a law without a loss -> accuracy regression.
+    for a law without a loss -> accuracy regression. An N*, D* or bound below one parameter or sample
+    is null, with n_star_not_determined_below / d_star_not_determined_below saying up to where the runs
+    speak (null where determined).
     """
     from robustscale.laws import plan_table
+    from robustscale.laws.planning import bounded_plan, law_seen
 
     est = load(law)
     rows = plan_table(est, parse_floats(flops, "flops"), fid, level)
+    rows = [bounded_plan(row, law_seen(est)) for row in rows]
     warn_nulls(rows, "plan")
     warn_accuracy(est)
     emit(rows[0] if len(rows) == 1 else {"plans": rows}, json_output, lambda _: _render(rows, law, fid))
@@ -57,7 +62,7 @@ def _render(rows: list[dict], law: str, fid: float) -> None:
     columns = ["FLOPs", "N*", "D*", "loss"] + (["acc."] if has_accuracy else []) + ["a", "b"]
     add_columns(t, *columns)
     for p in rows:
-        cells = [sci(p["flops"]), with_interval(p, "n_star", sci), with_interval(p, "d_star", sci),
+        cells = [sci(p["flops"]), count_cell(p, "n_star"), count_cell(p, "d_star"),
                  with_interval(p, "loss", fixed)]
         if has_accuracy:
             cells.append(with_interval(p, "accuracy", pct))

@@ -247,20 +247,11 @@ def _render(d: dict) -> None:
 
 
 def interval_text(iv: dict, level: float) -> str:
-    """'1.2e9 parameters [90% interval 3e8 to 5e9]', or 'not determined below X' where the lower side is
-    open (X: the interval's upper end), as the demo and report say it."""
-    name = f"{100 * level:.0f}% interval"
-    lo, hi = iv["n_star_lo"], iv["n_star_hi"]
-    if iv["n_star"] is None:
-        return f"not determined below {sci(hi)} parameters" if hi is not None else "not determined"
-    text = f"{sci(iv['n_star'])} parameters"
-    if lo is None:
-        return text + (
-            f" ({name}: not determined below {sci(hi)})"
-            if hi is not None
-            else f" ({name}: not determined below or above it)"
-        )
-    return text + f" [{name} {sci(lo)} to {sci(hi) if hi is not None else 'not determined above'}]"
+    """'1.2e9 parameters [90% interval 3e8 to 5e9]', or 'not determined below X' where the runs leave the
+    lower side open: `laws.planning.describe_bounded`, as plan, the demo and the report say it."""
+    from robustscale.laws.planning import describe_bounded, plan_bounds
+
+    return describe_bounded(plan_bounds(iv, "n_star", level), sci, "parameters")
 
 
 def register(app: typer.Typer) -> None:

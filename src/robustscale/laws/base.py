@@ -131,6 +131,8 @@ class ScalingLaw:
             self.flops_per_param_sample_ = observed if observed is not None else FLOPS_PER_PARAM_SAMPLE
         self.observed_flops_per_param_sample_ = observed
         self.max_flops_ = float(obs["flops"].max())
+        # the smallest counts tried: below them the runs say nothing about N*, D* (planning.bounded)
+        self.min_params_, self.min_samples_ = float(obs["params"].min()), float(obs["samples"].min())
         self.bootstrap_ = None
         return flops_findings(observed) if given is None else []
 
@@ -211,6 +213,8 @@ class ScalingLaw:
             "excluded_runs": list(getattr(self, "excluded_runs_", [])),
             "flops_per_param_sample": self.flops_per_param_sample_,
             "max_flops": getattr(self, "max_flops_", None),
+            "min_params": getattr(self, "min_params_", None),
+            "min_samples": getattr(self, "min_samples_", None),
             "diagnostics": list(getattr(self, "diagnostics_", [])),
             "identified": dict(getattr(self, "identified_", {})),
             "anchored": getattr(self, "anchored_", None),
@@ -235,6 +239,7 @@ class ScalingLaw:
         est.excluded_runs_ = list(d.get("excluded_runs") or [])
         est.flops_per_param_sample_ = float(d.get("flops_per_param_sample") or FLOPS_PER_PARAM_SAMPLE)
         est.max_flops_ = d.get("max_flops")
+        est.min_params_, est.min_samples_ = d.get("min_params"), d.get("min_samples")
         est.diagnostics_ = list(d.get("diagnostics") or [])
         est.identified_ = dict(d.get("identified") or {})
         est.anchored_ = d.get("anchored")

@@ -24,8 +24,9 @@ Method (the delta method on the law's Jacobian, Gauss-Newton information):
   bootstrap interval as `before` (what `plan` prints) and the expected interval shrinks each of its
   sides by the predicted factor t'·sd'/(t·sd), sd'² / sd² the mean over the laws scored (the variance
   expected after the runs over the plausible laws, not under the point fit alone).
-- N* lies in [1, F/c] (at least one parameter and one sample): a bound outside that range is
-  null with `<key>_open: true`: the runs leave that side open.
+- N* lies in [1, F/c] (at least one parameter and one sample): `laws.planning.bounded` decides, as for
+  `plan`: an estimate or bound outside that range is null, and `n_star_not_determined_below` says up to
+  where the runs speak (the interval's upper end, else the estimate, else the smallest run's N).
 
 Assumptions: the law's form is right; the residuals of all runs, new ones included, are
 independent with one σ; the fit is close to linear over the interval (weakest with few runs far
@@ -165,12 +166,13 @@ def suggest_runs(
     t_before = stdtrit(model.dof, (1 + level) / 2)
     t_after = stdtrit(model.dof + len(chosen), (1 + level) / 2)
     limit = target_flops / law.flops_per_param_sample_  # N* <= F/c: at least one sample
+    seen = float(runs["params"].min())
     boot = _bootstrap_interval(law, target_flops, fid, level)
     if boot is None:
         sd_before = float(np.sqrt(grad @ model.covariance @ grad))
         sd_after = sd_before * np.sqrt(ratios[0])
-        before = _interval(n_star, -t_before * sd_before, t_before * sd_before, limit)
-        expected = _interval(n_star, -t_after * sd_after, t_after * sd_after, limit)
+        before = _interval(n_star, -t_before * sd_before, t_before * sd_before, limit, level, seen)
+        expected = _interval(n_star, -t_after * sd_after, t_after * sd_after, limit, level, seen)
         warnings.append(
             f"the law has no bootstrap laws: the suggestion and its intervals rest on the delta method "
             f"at the point fit alone (linearised at its {len(runs)} runs, residual noise "
@@ -178,8 +180,8 @@ def suggest_runs(
         )
     else:
         shrink = float(np.sqrt(np.mean(ratios))) * t_after / t_before
-        before = _interval(n_star, *boot, limit)
-        expected = _interval(n_star, boot[0] * shrink, boot[1] * shrink, limit)
+        before = _interval(n_star, *boot, limit, level, seen)
+        expected = _interval(n_star, boot[0] * shrink, boot[1] * shrink, limit, level, seen)
     picked = [
         {
             "params": float(pool["params"][i]),
@@ -208,15 +210,16 @@ def suggest_runs(
 
 def n_star_interval(observations, law, *, flops: float, fid: float | None = None, level: float = 0.9) -> dict:
     """The delta method's interval of N*(flops) for a law and the runs it was fitted to (no bootstrap
-    needed): {n_star, n_star_lo, n_star_hi, n_star_open, n_star_lo_open, n_star_hi_open}, bounds
-    outside [1, flops/c] parameters null and open. fid: default the main source's."""
+    needed): {n_star, n_star_lo, n_star_hi, n_star_not_determined_below}, as `laws.planning.bounded`
+    says it (nothing outside [1, flops/c] parameters). fid: default the main source's."""
     flops, level = _positive(flops, "flops"), _level(level)
     runs, _, _, fid = _prepare(observations, law, fid, None)
     model = _LinearisedLaw(law, runs)
     grad = model.log_n_star_grad(flops, fid)
     sd = float(np.sqrt(max(grad @ model.covariance @ grad, 0.0)))
     half = stdtrit(model.dof, (1 + level) / 2) * sd
-    return _interval(float(law.optimum(flops, fid)[0]), -half, half, flops / law.flops_per_param_sample_)
+    n_star, limit = float(law.optimum(flops, fid)[0]), flops / law.flops_per_param_sample_
+    return _interval(n_star, -half, half, limit, level, float(runs["params"].min()))
 
 
 def _prepare(observations, law, fid, source):
@@ -507,21 +510,15 @@ def _bootstrap_interval(law, flops, fid, level):
     return offset(lo, -1), offset(hi, 1)
 
 
-def _interval(n_star: float, lo_offset: float, hi_offset: float, limit: float) -> dict:
-    """{n_star, n_star_lo, n_star_hi} from log offsets; anything outside [1, limit] parameters is
-    null with `<key>_open: true`."""
-    out = {}
-    for key, value in (
-        ("n_star", n_star),
-        ("n_star_lo", n_star * np.exp(min(lo_offset, 0.0))),
-        ("n_star_hi", n_star * np.exp(max(hi_offset, 0.0))),
-    ):
-        inside = bool(np.isfinite(value) and 1.0 <= value <= limit)
-        out[key] = float(value) if inside else None
-        out[f"{key}_open"] = not inside
-    if out["n_star"] is None:  # no estimate: neither side is determined
-        out.update(n_star_lo=None, n_star_hi=None, n_star_lo_open=True, n_star_hi_open=True)
-    return out
+def _interval(n_star: float, lo_offset: float, hi_offset: float, limit: float, level: float,
+              seen: float | None = None) -> dict:
+    """{n_star, n_star_lo, n_star_hi, n_star_not_determined_below} from log offsets, by
+    `laws.planning.bounded` with [1, limit] parameters (seen: the smallest run's N, its last resort)."""
+    from robustscale.laws.planning import bounded_fields
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        lo, hi = n_star * np.exp(min(lo_offset, 0.0)), n_star * np.exp(max(hi_offset, 0.0))
+    return bounded_fields("n_star", n_star, lo, hi, seen=seen, level=level, ceiling=limit)
 
 
 def _level(level) -> float:

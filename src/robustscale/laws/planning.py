@@ -120,16 +120,19 @@ def tradeoff_table(est, flops: float, fid: float, omega_n: float, level: float =
 
 
 def bounded(value, lo=None, hi=None, *, floor: float = 1.0, seen: float | None = None,
-            level: float | None = None) -> dict:
+            level: float | None = None, ceiling: float | None = None) -> dict:
     """An estimate of a count (parameters, samples) and its interval, with nothing below `floor`.
 
     A value or bound below one parameter or sample is not an answer: it means the data leave that side
     open. It becomes None, and `not_determined_below` says up to where the data do speak: the interval's
-    upper end, else the estimate, else `seen` (the smallest count the runs tried). Returns {"value", "lo",
+    upper end, else the estimate, else `seen` (the smallest count the runs tried). `ceiling` (e.g. F/c
+    parameters for N*(F): at least one sample) is the same on the upper side: a value or bound above it
+    is None too (an interval's upper end then reads "not determined above"). Returns {"value", "lo",
     "hi", "level", "open_below", "not_determined_below"}.
     """
     def ok(x):
-        return x is not None and np.isfinite(x) and x >= floor
+        return (x is not None and np.isfinite(x) and x >= floor
+                and (ceiling is None or x <= ceiling))
 
     value, lo, hi = (float(x) if ok(x) else None for x in (value, lo, hi))
     has_interval = level is not None
@@ -139,6 +142,18 @@ def bounded(value, lo=None, hi=None, *, floor: float = 1.0, seen: float | None =
         below = next((x for x in (hi, value, seen) if x is not None), None)
     return {"value": value, "lo": lo if has_interval else None, "hi": hi if has_interval else None,
             "level": level, "open_below": open_below, "not_determined_below": below}
+
+
+def bounded_fields(key: str, value, lo=None, hi=None, *, seen: float | None = None,
+                   level: float | None = None, ceiling: float | None = None) -> dict:
+    """`bounded`'s record as the keys of a JSON row: {key, key_lo, key_hi (with a level),
+    key_not_determined_below}; `plan_bounds` turns them back into the record."""
+    b = bounded(value, lo, hi, seen=seen, level=level, ceiling=ceiling)
+    out = {key: b["value"]}
+    if level is not None:
+        out[f"{key}_lo"], out[f"{key}_hi"] = b["lo"], b["hi"]
+    out[f"{key}_not_determined_below"] = b["not_determined_below"]
+    return out
 
 
 def describe_bounded(b: dict, fmt, unit: str) -> str:
@@ -163,21 +178,26 @@ def describe_bounded(b: dict, fmt, unit: str) -> str:
 def bounded_plan(row: dict, seen: dict | None = None) -> dict:
     """A plan row (`plan_table`'s) with `bounded`'s rule on n_star and d_star: values and bounds below one
     become None, and `<key>_not_determined_below` (None where determined) says up to where the data speak.
-    seen: {"n_star": smallest parameter count run, "d_star": smallest sample count}, the last resort of that."""
+    seen: {"n_star": smallest parameter count run, "d_star": smallest sample count}, the last resort of
+    that (`law_seen` gives a fitted law's)."""
     out = dict(row)
     for key in ("n_star", "d_star"):
-        b = bounded(row.get(key), row.get(f"{key}_lo"), row.get(f"{key}_hi"), seen=(seen or {}).get(key),
-                    level=row.get("level"))
-        out[key] = b["value"]
-        if f"{key}_lo" in row:
-            out[f"{key}_lo"], out[f"{key}_hi"] = b["lo"], b["hi"]
-        out[f"{key}_not_determined_below"] = b["not_determined_below"]
+        fields = bounded_fields(key, row.get(key), row.get(f"{key}_lo"), row.get(f"{key}_hi"),
+                                seen=(seen or {}).get(key), level=row.get("level"))
+        out.update(fields)
     return out
 
 
-def plan_bounds(row: dict, key: str) -> dict:
-    """`bounded`'s record of one key ("n_star", "d_star") of a `bounded_plan` row (for `describe_bounded`)."""
+def law_seen(est) -> dict:
+    """{"n_star": the smallest parameter count, "d_star": the smallest sample count} of the runs a law was
+    fitted to (`bounded_plan`'s seen; None for a preset or a law file written before they were kept)."""
+    return {"n_star": getattr(est, "min_params_", None), "d_star": getattr(est, "min_samples_", None)}
+
+
+def plan_bounds(row: dict, key: str, level: float | None = None) -> dict:
+    """`bounded`'s record of one key ("n_star", "d_star") of a `bounded_plan` or `bounded_fields` row (for
+    `describe_bounded`); level: the interval's where the row does not carry it."""
     below = row.get(f"{key}_not_determined_below")
     return {"value": row.get(key), "lo": row.get(f"{key}_lo"), "hi": row.get(f"{key}_hi"),
-            "level": row.get("level") if f"{key}_lo" in row else None, "open_below": below is not None,
+            "level": row.get("level", level) if f"{key}_lo" in row else None, "open_below": below is not None,
             "not_determined_below": below}

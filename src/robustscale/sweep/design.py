@@ -258,7 +258,9 @@ def n_star_record(plan: dict, seen: float | None = None) -> dict:
 `laws.planning.bounded`'s record."""
     from robustscale.laws.planning import bounded
 
-    has_interval = plan.get("n_star_lo") is not None or plan.get("n_star_hi") is not None
+    keys = ("n_star_lo", "n_star_hi", "n_star_not_determined_below")
+    has_interval = any(plan.get(k) is not None for k in keys)
+    seen = plan.get("n_star_not_determined_below") or seen
     return bounded(plan.get("n_star"), plan.get("n_star_lo"), plan.get("n_star_hi"), seen=seen,
                    level=plan.get("level", LEVEL) if has_interval else None)
 
