@@ -45,7 +45,8 @@ def test_dataset_end_to_end(name, tmp_path):
     tiny = ["--model", "wrn-10-1", "--data", name, "--data-dir", data, "--samples", "32", "--batch-size",
             "16", "--eval-images", "8", "--eval-every", "32", "--eval-steps", "2", "--attack-steps", "2",
             "--no-progress"]
-    linf = ok("train", *tiny, "--norm", "linf", "--synthetic", tmp_path / "synth", "--out", tmp_path / "linf")
+    linf = ok("train", *tiny, "--norm", "linf", "--synthetic", tmp_path / "synth", "--fid", "20",
+              "--out", tmp_path / "linf")
     l2 = ok("train", *tiny, "--norm", "l2", "--out", tmp_path / "l2")
     assert linf["steps"] == l2["steps"] == 2
     cfg_linf = json.loads((tmp_path / "linf" / "config.json").read_text())
@@ -56,7 +57,7 @@ def test_dataset_end_to_end(name, tmp_path):
     assert cfg_l2["norm"] == "l2" and cfg_l2["eps"] == pytest.approx(eps)
     # the reference's TRADES l2-pgd: 0.001 N(0, 1) start, steps of 2 eps / attack_steps
     assert cfg_l2["attack_start"] == "normal" and cfg_l2["step_size"] == pytest.approx(eps)
-    assert [s["name"] for s in cfg_linf["sources"]] == [name, "synth"]
+    assert [s["name"] for s in cfg_linf["sources"]] == [name, "synth"] and cfg_linf["fid"] == 20
 
     code, out, err = run("evaluate", tmp_path / "l2", "--data", name, "--data-dir", data, "--attack", "both",
                          "--norm", "l2", "--n", N_EVAL, "--out", tmp_path / "eval", "--json", "--no-progress")
