@@ -2,25 +2,23 @@
 sweep of two rounds -> collect -> report).
 
 The Fashion-MNIST preset's first round trains 3 model sizes (WRN-10-1, WRN-16-1, WRN-28-1: 78k to
-369k parameters, 4.8x) at 3 sample budgets (1,024 to 16,384: 16x) with TRADES (eps = 0.1, beta = 5)
+369k parameters, 4.8x) at 3 sample budgets (1,024 to 8,192: 8x) with TRADES (eps = 0.1, beta = 5)
 on 2 CPU cores, plus a standard-training baseline per size (the honesty check: adversarial training
 must beat it on PGD robust accuracy), and fits the law with bootstrap intervals; its second round
 trains the runs `robustscale suggest` picks for SECOND_ROUND_FLOPS to narrow N* at the target budget,
-and fits again (`robustscale.sweep.design`). Every run is scored by PGD-CW on the same 1,024
-test images (the first of the test split: the law's loss is measured on them), so a point's accuracy \
-has a standard error of at most 1.6 points. The CIFAR-10
-preset is the paper's study (§3.1, Table 2 sizes, 5M-30M samples) for a GPU machine.
+and fits again (`robustscale.sweep.design`). Every run is scored by PGD-CW on the same 1,024 test
+images (the first of the test split: the law's loss is measured on them), so a point's accuracy has
+a standard error of at most 1.6 points. The CIFAR-10 preset is the paper's study (§3.1, Table 2
+sizes, 5M-30M samples) for a GPU machine.
 
-Throughput behind the preset (`bench/bench_demo.py --threads 1`: TRADES with 2 attack steps at batch
-32, channels_last, one thread; measured on 2 AMD EPYC cores at load 1-2, so a lower bound): wrn-10-1
-~226 images/s, wrn-16-1 ~118, wrn-28-1 ~56, i.e. ~1.2e11 counted FLOPs/s per run (the FLOPs count's
-27 forwards a sample). The former 16-run demo (1.2e14 FLOPs) trained in 291 s on an idle 2-core
-machine without channels_last, ~4e11 counted FLOPs/s for two runs; with channels_last (1.13-1.52x)
-the first round's 8.5e13 FLOPs take ~3 min there and SECOND_ROUND_FLOPS under 1.5 min. The demo runs its
-runs side by side on one thread each,
-costliest first: two single-thread runs keep both cores busy with no synchronisation between
-threads, and on a machine shared with other work a two-thread run stalls badly (2,048 samples of
-wrn-10-1 trained in 128 s on two threads, 6.5 s on one, both at load 6-8).
+Time (measured on an idle 2-core AMD EPYC machine, 2026-11-29): with budgets up to 16,384 samples
+and a 2e13-FLOP second round the demo took 662 s (round 1: 8.5e13 FLOPs in 455 s, ~1.9e11 counted
+FLOPs/s for two runs side by side, evaluations included; round 2: 201 s); the preset was halved to
+fit about 5.5 minutes (another 2-core machine of the project ran the demo 1.8x slower). The demo
+runs its runs side by side on one thread each, costliest first: two single-thread runs keep both
+cores busy with no synchronisation between threads, and on a machine shared with other work a
+two-thread run stalls badly (2,048 samples of wrn-10-1 trained in 128 s on two threads, 6.5 s on
+one, both at load 6-8). Per-model throughput: `bench/bench_demo.py`.
 """
 
 from __future__ import annotations
@@ -38,11 +36,10 @@ from robustscale.formatting import anchored_sentence, count, pct
 from robustscale.rundir import RunDir
 
 # The demo's length in one number: the training FLOPs (the one FLOPs count) of its second round, the
-# runs `suggest` chooses. On an idle 2-core machine two runs side by side train ~5e11 counted FLOPs/s
-# (the former 16-run demo: 1.2e14 FLOPs in 291 s, x1.26 for channels_last): the first round (3 sizes x 3
-# budgets + 3 standard baselines, 8.5e13 FLOPs) ~3.5 min with its evaluations, this round 40 s (two runs
-# side by side) to 80 s (one run alone), fits, suggestion and report ~0.5 min: ~5 min in all.
-SECOND_ROUND_FLOPS = 2e13
+# runs `suggest` chooses. At the measured ~1.9e11 counted FLOPs/s (module docstring) the first round
+# (3 sizes x 3 budgets + 3 standard baselines, 4.4e13 FLOPs) takes ~4 min with its evaluations, this
+# round ~1 min, fits, suggestion and report a few seconds.
+SECOND_ROUND_FLOPS = 1e13
 
 PRESETS = {
     "fashion-mnist": {
@@ -52,8 +49,8 @@ PRESETS = {
         "models": ["wrn-10-1", "wrn-16-1", "wrn-28-1"],
         # From 1,024 samples up: at 512 (16 steps) no model has learned enough for size to matter,
         # and those runs only blur the effect of N.
-        "samples": [1024, 4096, 16384],
-        "baselines": [4096],
+        "samples": [1024, 2048, 8192],
+        "baselines": [2048],
         # Few samples, so many small steps: batch 32 with the learning rate scheduled per step (the
         # recipe's 50k-sample epochs would keep these runs at their first, near-zero rate), BatchNorm
         # statistics and an EMA that follow within tens of steps (the recipe's 0.01 and 0.995 need
@@ -64,8 +61,8 @@ PRESETS = {
         # PGD-CW (the paper's evaluation attack) with 5 steps on 1,024 held-out images at the end of
         # each run and every 8,192 samples: an evaluation costs as much as training ~1,500 samples.
         "evaluation": {"eval_every": 8192, "eval_images": 1024, "eval_steps": 5},
-        # Round 2 runs what `suggest` picks to narrow N* at 10x the first round's largest run (3.7e13 FLOPs).
-        "design": {"rounds": 2, "budget_per_round": SECOND_ROUND_FLOPS, "target_flops": 4e14,
+        # Round 2 runs what `suggest` picks to narrow N* at 10x the first round's largest run (1.8e13 FLOPs).
+        "design": {"rounds": 2, "budget_per_round": SECOND_ROUND_FLOPS, "target_flops": 2e14,
                    "bootstrap": 20},
     },
     "cifar10": {
