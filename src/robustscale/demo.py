@@ -93,8 +93,8 @@ QUICK = {  # tests and smoke checks: two sizes, two tiny budgets, light evaluati
 
 def sweep_spec(preset: str, data_dir: str | os.PathLike | None, quick: bool, norm: str = "linf") -> dict:
     """The sweep file content of a preset (written to OUT/sweep.yaml and run by the sweep) under `norm`: an
-    adaptive sweep of two rounds, the grid and then the runs `suggest` chooses \
-(`robustscale.sweep.design`)."""
+    adaptive sweep of two rounds, the grid and then the runs `suggest` chooses
+    (`robustscale.sweep.design`)."""
     from robustscale.data.datasets import check_norm
 
     if preset not in PRESETS:

@@ -1,8 +1,8 @@
 """Robust evaluation of a checkpoint: clean accuracy, PGD-40-CW, AutoAttack and the paper's loss (§3.1).
 
 `evaluate_checkpoint(EvalConfig(...))` writes into `out`:
-  eval.json          clean_accuracy, accuracy (robust, per attack), loss (TRADES beta=5 on PGD-40-CW \
-examples),
+  eval.json          clean_accuracy, accuracy (robust, per attack), loss (TRADES beta=5 on PGD-40-CW
+                     examples),
                      accuracy_uint8 (on adversarial.npz's uint8 images, as the human study counts)
   per_image.parquet  one row per test image: index, label, predictions and correctness per attack, loss
   adversarial.npz    uint8 adversarial images (AutoAttack's if run, else PGD's), labels, predictions

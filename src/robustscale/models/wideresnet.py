@@ -1,4 +1,4 @@
-"""WideResNet of the paper (Table 2): the DeepMind-style pre-activation WRN with SiLU, input \
+"""WideResNet of the paper (Table 2): the DeepMind-style pre-activation WRN with SiLU, input
 normalisation inside.
 
 The model takes images in [0, 1] and normalises them itself, so attacks and the human study

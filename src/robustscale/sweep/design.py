@@ -9,10 +9,9 @@ the sweep's models (counted by the one FLOPs function at the dataset's image sha
 costing at most `budget_per_round` training FLOPs that are expected to shrink the interval of
 N*(target_flops) the most; the next round trains them. The runs use the sweep's first source and
 its settings (`train`, `evaluation`, `slurm`, data), and go into the sweep's `out` folder beside the grid.
-Where suggest finds no run that narrows N* or cannot plan (the runs leave N* open: no run's information \
-reaches it
-through the law's flat directions), the next round extends the grid by its next budget row within
-the budget instead, with a `warning:` and `chosen_by: grid-row` in suggest.json: a study that cannot
+Where suggest finds no run that narrows N* or cannot plan (the runs leave N* open: no run's
+information reaches it through the law's flat directions), the next round extends the grid by its
+next budget row within the budget instead, with a `warning:` and `chosen_by: grid-row` in suggest.json: a study that cannot
 place N* yet needs more data more than it needs a plan.
 
 Every round keeps its files in `design/round-K/` beside the sweep file: `sweep.yaml` (round K >= 2:
@@ -138,8 +137,8 @@ def run_design(sweep: SweepSpec, executor: str = "local", max_parallel: int = 1,
 
 
 def _fit_and_suggest(sweep: SweepSpec, k: int, pool: list) -> dict:
-    """Round k's law and suggestion (each read back when a previous attempt wrote it) and the next \
-sweep file."""
+    """Round k's law and suggestion (each read back when a previous attempt wrote it) and the next
+    sweep file."""
     from robustscale.laws import fit_law, load_law, save_law
     from robustscale.laws.design import suggest_runs
     from robustscale.report.build import AUTO_PRIOR
@@ -254,8 +253,8 @@ def write_sweep_file(sweep: SweepSpec, runs: list[dict], path: Path, label: str)
 
 
 def n_star_record(plan: dict, seen: float | None = None) -> dict:
-    """A suggestion's `before`/`expected` ({n_star, n_star_lo, n_star_hi}) as \
-`laws.planning.bounded`'s record."""
+    """A suggestion's `before`/`expected` ({n_star, n_star_lo, n_star_hi}) as
+    `laws.planning.bounded`'s record."""
     from robustscale.laws.planning import bounded
 
     keys = ("n_star_lo", "n_star_hi", "n_star_not_determined_below")

@@ -52,8 +52,8 @@ def parse_samples(text: str | int | float, field: str = "samples") -> int:
 
 
 def paper_batch_and_lr(samples: int) -> tuple[int, float]:
-    """§3.1 / App. D: batch 1024 and lr 0.3 up to 10M samples, 2048 and 0.2 up to 200M, 2048 and 0.1 \
-beyond."""
+    """§3.1 / App. D: batch 1024 and lr 0.3 up to 10M samples, 2048 and 0.2 up to 200M, 2048 and 0.1
+    beyond."""
     if samples <= 10_000_000:
         return 1024, 0.3
     if samples <= 200_000_000:
