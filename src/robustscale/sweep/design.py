@@ -11,8 +11,8 @@ N*(target_flops) the most; the next round trains them. The runs use the sweep's 
 its settings (`train`, `evaluation`, `slurm`, data), and go into the sweep's `out` folder beside the grid.
 Where suggest finds no run that narrows N* or cannot plan (the runs leave N* open: no run's
 information reaches it through the law's flat directions), the next round extends the grid by its
-next budget row within the budget instead, with a `warning:` and `chosen_by: grid-row` in suggest.json: a study that cannot
-place N* yet needs more data more than it needs a plan.
+next budget row within the budget instead, with a `warning:` and `chosen_by: grid-row` in
+suggest.json: a study that cannot place N* yet needs more data more than it needs a plan.
 
 Every round keeps its files in `design/round-K/` beside the sweep file: `sweep.yaml` (round K >= 2:
 its runs, as a sweep file `robustscale sweep` also runs alone), `law.json` (the fit after round K's
