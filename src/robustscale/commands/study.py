@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from robustscale.commands.output import JsonOption, emit, table, warn
+from robustscale.formatting import pct
 from robustscale.human_study.config import (
     BATCH_SIZE,
     MAX_ATTENTION_FAILURE,
@@ -33,7 +34,7 @@ def _sessions(db: str | None):
 
 
 def _pct(x) -> str:
-    return "–" if x is None else f"{100 * x:.2f}%"
+    return pct(x, decimals=2)  # "–" for a missing value, as every format of robustscale.formatting
 
 
 @study_app.command()
